@@ -1,0 +1,154 @@
+"""Neural lip-sync on the GPU box: a Wav2Lip-class ONNX model repaints the mouth region.
+
+I/O contract (the Wav2Lip-GAN 96×96 export used by facefusion, manifest id ``lipsync-wav2lip-onnx``):
+
+* input ``source``: float32 [1, 1, 80, 16] — 16 mel frames (80 per second of audio) ending at the
+  video frame's time: log10 mel of pre-emphasised 16 kHz speech, scaled ×1.6 +3.2, clipped to ±4;
+* input ``target``: float32 [1, 6, 96, 96] — the face crop (BGR, 0…1) twice: channels 0–2 with the
+  lower half zeroed (what to paint), channels 3–5 unmasked (whose face it is);
+* output 0: float32 [1, 3, 96, 96] — the repainted crop, BGR, 0…1.
+
+The repainted lower half is blended back into the frame the mesh-warp animator made (it keeps
+blinks, breathing and head sway) with a feathered mask, so no seam shows at the crop border.
+Licence note: Wav2Lip weights are non-commercial (see models/manifest.toml).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SR = 16000
+N_FFT, HOP, N_MELS, FMIN, FMAX = 800, 200, 80, 55.0, 7600.0
+MEL_FPS = SR / HOP  # 80 mel frames per second
+CHUNK = 16
+CROP = 96
+
+
+def _mel_filters() -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
+
+
+class MelTrack:
+    """Mel spectrogram of a whole utterance, sliced per video frame."""
+
+    def __init__(self, audio16k: np.ndarray, filters: np.ndarray | None = None) -> None:
+        from scipy.signal import lfilter, stft
+
+        a = np.asarray(audio16k, dtype=np.float32)
+        peak = float(np.max(np.abs(a))) if len(a) else 0.0
+        if peak > 0:
+            a = a / peak
+        a = lfilter([1.0, -0.97], [1.0], a)
+        _, _, z = stft(a, nperseg=N_FFT, nfft=N_FFT, noverlap=N_FFT - HOP, boundary=None, padded=False)
+        mel = (filters if filters is not None else _mel_filters()) @ np.abs(z)
+        mel = np.log10(np.maximum(mel, 1e-5)) * 1.6 + 3.2
+        self.mel = np.clip(mel, -4.0, 4.0).astype(np.float32)  # [80, T]
+
+    def chunk_at(self, t: float) -> np.ndarray:
+        """The [1, 1, 80, 16] window ending at audio time ``t`` (zero-padded at the start)."""
+        end = int(round(t * MEL_FPS))
+        start = end - CHUNK
+        out = np.full((N_MELS, CHUNK), -4.0, dtype=np.float32)
+        lo, hi = max(start, 0), min(end, self.mel.shape[1])
+        if hi > lo:
+            out[:, lo - start:hi - start] = self.mel[:, lo:hi]
+        return out[None, None]
+
+
+class LipsyncModel:
+    """The ONNX session; CUDA when onnxruntime-gpu is installed, else the CPU."""
+
+    def __init__(self, path: Path, device: str = "cuda") -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        providers = ["CUDAExecutionProvider"] if device == "cuda" and "CUDAExecutionProvider" in available else []
+        providers.append("CPUExecutionProvider")
+        self.session = ort.InferenceSession(str(path), providers=providers)
+        names = {i.name: i.shape for i in self.session.get_inputs()}
+        if set(names) != {"source", "target"}:
+            raise ValueError(f"{path.name}: expected inputs 'source' and 'target', found {sorted(names)}")
+        self.providers = self.session.get_providers()
+
+    def paint(self, mel_chunk: np.ndarray, crop_bgr: np.ndarray) -> np.ndarray:
+        """96×96×3 uint8 BGR face crop + mel chunk -> repainted 96×96×3 uint8 BGR crop."""
+        face = crop_bgr.astype(np.float32) / 255.0
+        masked = face.copy()
+        masked[CROP // 2:] = 0.0
+        target = np.concatenate([masked, face], axis=2).transpose(2, 0, 1)[None]
+        out = self.session.run(None, {"source": mel_chunk.astype(np.float32), "target": target})[0]
+        return (np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _feather_mask(h: int, w: int) -> np.ndarray:
+    """1 over the lower-middle of the crop, fading to 0 at its edges and above the nose line."""
+    y = np.linspace(0.0, 1.0, h)[:, None]
+    x = np.linspace(0.0, 1.0, w)[None, :]
+    vert = np.clip((y - 0.45) / 0.15, 0, 1) * np.clip((1.0 - y) / 0.08, 0, 1)
+    horiz = np.clip(x / 0.15, 0, 1) * np.clip((1.0 - x) / 0.15, 0, 1)
+    return (vert * horiz).astype(np.float32)[..., None]
+
+
+class NeuralLipsync:
+    """Paints the mouth of ``frame_rgb`` inside ``box`` (x0, y0, x1, y1) for audio time ``t``."""
+
+    def __init__(self, model: LipsyncModel) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        self.model = model
+        self.track: MelTrack | None = None
+        self.track_t0 = 0.0
+        self.filters = _mel_filters()
+
+    def set_speech(self, audio16k: np.ndarray, t0: float) -> None:
+        """The utterance being spoken, starting at audio-clock time ``t0``."""
+        self.track = MelTrack(audio16k, self.filters)
+        self.track_t0 = t0
+
+    def clear(self) -> None:
+        self.track = None
+
+    def apply(self, frame_rgb: np.ndarray, box: tuple[int, int, int, int], t: float) -> np.ndarray:
+        if self.track is None:
+            return frame_rgb
+        rel = t - self.track_t0
+        if rel < 0 or rel > self.track.mel.shape[1] / MEL_FPS + 0.1:
+            return frame_rgb
+        cv2 = self.cv2
+        x0, y0, x1, y1 = box
+        crop = frame_rgb[y0:y1, x0:x1]
+        small = cv2.resize(crop[:, :, ::-1], (CROP, CROP), interpolation=cv2.INTER_AREA)
+        painted = self.model.paint(self.track.chunk_at(rel), small)[:, :, ::-1]
+        big = cv2.resize(painted, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        mask = _feather_mask(y1 - y0, x1 - x0)
+        out = frame_rgb.copy()
+        out[y0:y1, x0:x1] = (big * mask + crop.astype(np.float32) * (1 - mask)).astype(np.uint8)
+        return out
+
+
+class NeuralLipsyncAnimator:
+    """The ``neural-lipsync`` face engine: the mesh-warp animator's frame, mouth repainted by the model.
+
+    ``base`` is any FaceAnimator (the mesh warp keeps the face alive between words); ``face_box``
+    is the face's square box in the animator's output image.
+    """
+
+    def __init__(self, base, lipsync: NeuralLipsync, face_box: tuple[int, int, int, int]) -> None:
+        self.base = base
+        self.lipsync = lipsync
+        self.face_box = face_box
+
+    def set_speech(self, audio16k: np.ndarray, t0: float) -> None:
+        self.lipsync.set_speech(audio16k, t0)
+
+    def frame(self, t: float, mouth) -> np.ndarray:
+        img = self.base.frame(t, mouth)
+        return self.lipsync.apply(img, self.face_box, t)
