@@ -1,0 +1,289 @@
+"""What the daemon runs: the :class:`KioskApp` protocol and the built-in apps.
+
+The real app (conversation loop + face renderer) comes from ``appliance.demo.build_app(settings,
+args)``; :func:`make_app` tries it and, if it cannot even be built, falls back to
+:class:`MaintenanceApp`, which shows the reason on the screen and keeps the service up so a
+technician can see what is wrong (``avatar-kiosk status``, ``journalctl -u avatar-kiosk``).
+
+Threading: the daemon runs ONE asyncio loop on the process's main thread, and pygame lives on
+that same thread — every pygame call (display, event pump, flip) must be made from a coroutine or
+callback on the loop, never from a worker thread. Blocking work (model loading, inference) goes
+to worker threads (``loop.run_in_executor`` / ``asyncio.to_thread``) and hands results back with
+``call_soon_threadsafe``. A renderer therefore draws from a task that awaits its frame deadline
+(``await asyncio.sleep(...)``), so the loop keeps serving the control socket, signals and the
+watchdog between frames. Anything that blocks the loop for longer than half of ``WatchdogSec=``
+stops the watchdog pings, and systemd restarts the kiosk: that is intended.
+
+For tests and bring-up, ``AVATAR_KIOSK_APP`` selects a built-in app instead of the real one:
+``null`` (reports state, does nothing), ``hang`` (blocks the loop after
+``AVATAR_KIOSK_HANG_AFTER`` seconds), ``unhealthy`` (health check fails after that time),
+``fail`` (start() raises, as a model that fails to load), ``slowstop`` (stop() never returns),
+``busy`` (a worker thread is still inside a long call at stop), ``slowstart`` (loading takes
+``AVATAR_KIOSK_HANG_AFTER`` seconds),
+``maintenance`` (the maintenance screen with ``AVATAR_KIOSK_REASON``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import textwrap
+import time
+from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger("avatar-kiosk.daemon")
+EX_TEMPFAIL = 75  # "try again": systemd's Restart=on-failure starts a fresh kiosk
+
+
+@runtime_checkable
+class KioskApp(Protocol):
+    """What ``avatar-kiosk run`` drives. Required members below; optional hooks:
+
+    * ``def info(self) -> dict`` — figures for ``avatar-kiosk status``; recognised keys:
+      ``profile`` (str), ``fps`` (float), ``vram_mb`` (int), ``turns`` (int),
+      ``stage_ms`` ({stage name: [latency ms of the last turns, oldest first]}; the daemon
+      computes p50/p95), ``devices`` ({"microphone": "...", "speaker": "...", "display": "..."}).
+    * ``async def command(self, request: dict) -> dict`` — control-socket commands other than
+      status/ping/reload, e.g. ``{"cmd": "say", "text": "...", "language": "en"}`` or
+      ``{"cmd": "ask", "text": "..."}``; return ``{"ok": True, ...}`` or
+      ``{"ok": False, "error": "one line"}``.
+    * ``async def reload(self, settings) -> None`` — SIGHUP with freshly loaded Settings; without
+      it the daemon stops the app and starts a new one from :func:`make_app`.
+    * ``async def provision(self, path: pathlib.Path) -> None`` — a USB stick was mounted read-only
+      at ``path`` (box: /run/avatar-kiosk/usb/sdb1): copy the bundle off it, verify, switch
+      profile, report. Runs as its own task; the daemon keeps pinging meanwhile.
+    * ``exit_code: int | None`` — set it (e.g. after ``run --exit-after`` or at the end of a
+      ``--visitor`` file) and the daemon stops the app and exits with it.
+    """
+
+    @property
+    def state(self) -> str:
+        """One word: loading, listening, speaking, provisioning, maintenance, error."""
+
+    @property
+    def status_text(self) -> str:
+        """One line for systemd's STATUS= (e.g. "listening", "speaking", "error: no microphone")."""
+
+    async def start(self) -> None:
+        """Load models, open audio and display; return when the kiosk can take a visitor.
+        Raise (any exception; its message is the reason shown) if it cannot."""
+
+    async def stop(self) -> None:
+        """Abandon the current turn, release devices. Must return within 2.5 s (then it is abandoned)."""
+
+    async def health(self) -> tuple[bool, str]:
+        """(ok, reason): cheap, non-blocking; called from the loop before each watchdog ping."""
+
+
+class NullApp:
+    """A kiosk that does nothing but report its state: tests and bring-up of a new box."""
+
+    def __init__(self, settings: Any = None, behaviour: str = "null", after_s: float = 1.0, args: Any = None) -> None:
+        self.settings = settings
+        self.behaviour = behaviour
+        self.after_s = after_s
+        self._state = "loading"
+        self._text = "loading models"
+        self._started_at = 0.0
+        self._task: asyncio.Task | None = None
+        self.spoken: list[str] = []
+        self.reloads = 0
+        self.sticks: list[str] = []
+        self.exit_code: int | None = None
+        self.exit_after = float(getattr(args, "exit_after", 0.0) or 0.0)
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def status_text(self) -> str:
+        return self._text
+
+    async def start(self) -> None:
+        await asyncio.sleep(self.after_s if self.behaviour == "slowstart" else 0.05)
+        if self.behaviour == "fail":
+            raise RuntimeError("model 'whisper-base' failed to load: test failure (AVATAR_KIOSK_APP=fail)")
+        self._state, self._text = "listening", "listening"
+        self._started_at = time.monotonic()
+        if self.behaviour == "hang":
+            self._task = asyncio.get_running_loop().create_task(self._hang())
+        elif self.behaviour == "busy":  # an inference call that is still running when SIGTERM comes
+            self._task = asyncio.ensure_future(asyncio.to_thread(time.sleep, 3600))
+        elif self.exit_after > 0:
+            asyncio.get_running_loop().call_later(self.exit_after, setattr, self, "exit_code", 0)
+
+    async def _hang(self) -> None:
+        await asyncio.sleep(self.after_s)
+        log.warning("test app: blocking the main loop now")
+        time.sleep(3600)  # deliberately blocks the loop: the watchdog must notice
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        if self.behaviour == "slowstop":
+            await asyncio.sleep(3600)
+        self._state, self._text = "stopped", "stopped"
+
+    async def health(self) -> tuple[bool, str]:
+        if self.behaviour == "unhealthy" and time.monotonic() - self._started_at > self.after_s:
+            return False, "test app: microphone delivers no frames"
+        return True, ""
+
+    def info(self) -> dict:
+        return {"profile": "none", "fps": 0.0, "turns": len(self.spoken), "reloads": self.reloads,
+                "sticks": self.sticks,
+                "stage_ms": {"stt": [100.0, 120.0, 300.0], "llm": [200.0, 250.0, 400.0]}}
+
+    async def command(self, request: dict) -> dict:
+        if request.get("cmd") == "say":
+            self.spoken.append(str(request.get("text", "")))
+            return {"ok": True, "said": self.spoken[-1]}
+        return {"ok": False, "error": f"the null app does not do {request.get('cmd')!r}"}
+
+    async def reload(self, settings: Any) -> None:
+        self.settings = settings
+        self.reloads += 1
+
+    async def provision(self, path: Any) -> None:
+        self.sticks.append(str(path))
+
+
+class MaintenanceApp:
+    """The out-of-order screen: says why the kiosk cannot run, and stays up for the technician."""
+
+    def __init__(self, settings: Any, reason: str, *, headless: bool = False) -> None:
+        self.settings = settings
+        self.reason = reason.splitlines()[0] if reason else "unknown error"
+        self.headless = headless
+        self._task: asyncio.Task | None = None
+        self._screen_error = ""
+        self._progress = ""
+        self.exit_code: int | None = None
+
+    @property
+    def state(self) -> str:
+        return "provisioning" if self._progress else "maintenance"
+
+    @property
+    def status_text(self) -> str:
+        return f"provisioning: {self._progress}" if self._progress else f"error: {self.reason}"
+
+    async def provision(self, path: Any) -> None:
+        """A stick may be the fix (a profile, models): run the provisioning pipeline; on success
+        exit with EX_TEMPFAIL so systemd restarts the kiosk with the new profile."""
+        from provisioning.pipeline import provision
+
+        loop = asyncio.get_running_loop()
+
+        def progress(step: str, frac: float) -> None:
+            loop.call_soon_threadsafe(setattr, self, "_progress", f"{step} {frac:.0%}")
+
+        self._progress = "starting"
+        try:
+            result = await asyncio.to_thread(provision, self.settings, path, progress)
+        finally:
+            self._progress = ""
+        if result.ok:
+            log.info("provisioned from %s while in maintenance: restarting the kiosk", path)
+            self.exit_code = EX_TEMPFAIL
+        else:
+            self.reason = f"{self.reason} — the USB stick did not help: {result.message}"
+
+    async def start(self) -> None:
+        try:
+            self._open_screen()
+        except Exception as e:  # no display is no reason to leave: status and logs still work
+            self._screen_error = f"{e.__class__.__name__}: {e}"
+            log.warning("maintenance screen unavailable: %s", self._screen_error)
+            return
+        self._task = asyncio.get_running_loop().create_task(self._redraw())
+
+    def _open_screen(self) -> None:
+        display = getattr(getattr(self.settings, "config", None), "display", None)
+        if self.headless:
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+        elif display is not None and display.sdl_driver:
+            os.environ["SDL_VIDEODRIVER"] = display.sdl_driver
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        import pygame
+
+        pygame.display.init()
+        pygame.font.init()
+        if display is not None and display.fullscreen:
+            self._surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+            pygame.mouse.set_visible(False)
+        else:
+            size = (display.width, display.height) if display is not None else (720, 1280)
+            self._surface = pygame.display.set_mode(size)
+        pygame.display.set_caption("avatar-kiosk: maintenance")
+        self._pygame = pygame
+
+    def _draw(self) -> None:
+        pg, surf = self._pygame, self._surface
+        w, h = surf.get_size()
+        surf.fill((24, 24, 28))
+        big = pg.font.SysFont("dejavusans", max(24, w // 18))
+        small = pg.font.SysFont("dejavusans", max(14, w // 40))
+        y = h // 3
+        for text, font, colour in (("Out of order", big, (240, 240, 240)),
+                                   ("Не работает — обслуживание", small, (200, 200, 200))):
+            img = font.render(text, True, colour)
+            surf.blit(img, ((w - img.get_width()) // 2, y))
+            y += img.get_height() + 12
+        y += 24
+        text = f"Setting up from the USB stick: {self._progress}" if self._progress else self.reason
+        for line in textwrap.wrap(text, max(20, w // max(8, small.size("x")[0]))):
+            img = small.render(line, True, (255, 170, 120))
+            surf.blit(img, (max(8, w // 20), y))
+            y += img.get_height() + 4
+        img = small.render("technician: avatar-kiosk status | doctor", True, (150, 150, 150))
+        surf.blit(img, ((w - img.get_width()) // 2, h - 2 * img.get_height()))
+        pg.display.flip()
+
+    async def _redraw(self) -> None:
+        while True:
+            self._pygame.event.pump()
+            self._draw()
+            await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            self._task = None
+            self._pygame.display.quit()
+
+    async def health(self) -> tuple[bool, str]:
+        return True, ""  # maintenance is a healthy state: the reason is in STATUS=, not a restart loop
+
+    def info(self) -> dict:
+        return {"maintenance_reason": self.reason,
+                **({"devices": {"display": self._screen_error}} if self._screen_error else {})}
+
+
+TEST_APPS = ("null", "hang", "unhealthy", "fail", "slowstart", "slowstop", "busy", "maintenance")
+
+
+def make_app(settings: Any, args: Any) -> KioskApp:
+    """The app for ``avatar-kiosk run``: a test app by $AVATAR_KIOSK_APP, else the real kiosk
+    from ``appliance.demo.build_app``, else the maintenance screen with the reason."""
+    headless = bool(getattr(args, "headless", False))
+    choice = os.environ.get("AVATAR_KIOSK_APP", "").strip()
+    if choice == "maintenance":
+        return MaintenanceApp(settings, os.environ.get("AVATAR_KIOSK_REASON", "maintenance"), headless=headless)
+    if choice in TEST_APPS:
+        return NullApp(settings, choice, float(os.environ.get("AVATAR_KIOSK_HANG_AFTER", "1.0")), args)
+    if choice:
+        return MaintenanceApp(settings, f"AVATAR_KIOSK_APP={choice!r} is not one of {', '.join(TEST_APPS)}",
+                              headless=headless)
+    try:
+        from appliance import demo
+
+        return demo.build_app(settings, args)
+    except Exception as e:
+        from appliance import logs
+
+        reason = f"cannot build the kiosk app: {e.__class__.__name__}: {e}"
+        log.error("%s", reason, exc_info=True, extra=logs.fields(logs.MODEL_LOAD_FAILED, code="app_build"))
+        return MaintenanceApp(settings, reason, headless=headless)

@@ -1,0 +1,132 @@
+"""doctor's checks against a fake machine tree (a real box's /dev, /proc, /sys and nvidia-smi), and on this one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from appliance import config as config_mod
+from appliance import paths as paths_mod
+from appliance.daemon import doctor
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _box(tmp: Path, *, sound=True, drm=True, gpu_csv: str | None = "NVIDIA GeForce RTX 3060, 550.120, 12288, 300",
+         modeset="Y") -> doctor.Machine:
+    dev, proc, sysd, bin_ = tmp / "dev", tmp / "proc", tmp / "sys", tmp / "bin"
+    for d in (dev, proc / "asound", sysd / "module" / "nvidia" , bin_):
+        d.mkdir(parents=True, exist_ok=True)
+    if sound:
+        (dev / "snd").mkdir()
+        for n in ("pcmC0D0c", "pcmC1D3p", "controlC0"):
+            (dev / "snd" / n).touch()
+        (proc / "asound" / "cards").write_text(
+            " 0 [Device         ]: USB-Audio - USB PnP Sound Device\n                      C-Media\n"
+            " 1 [NVidia         ]: HDA-Intel - HDA NVidia\n                      HDA NVidia at 0xfc080000\n")
+    if drm:
+        (dev / "dri").mkdir()
+        (dev / "dri" / "card0").touch()
+    (sysd / "module" / "nvidia_drm" / "parameters").mkdir(parents=True)
+    (sysd / "module" / "nvidia_drm" / "parameters" / "modeset").write_text(modeset + "\n")
+    if gpu_csv is not None:
+        smi = bin_ / "nvidia-smi"
+        smi.write_text(f"#!/bin/sh\necho '{gpu_csv}'\n")
+        smi.chmod(0o755)
+    return doctor.Machine(dev=dev, proc=proc, sys=sysd, path=str(bin_))
+
+
+def _by_name(checks):
+    return {c[0]: c for c in checks}
+
+
+def test_a_healthy_box_passes_its_device_checks(settings, tmp_path):
+    m = _box(tmp_path)
+    got = _by_name(doctor.run_checks(settings, m, quick=True))
+    assert got["microphone"][1] is True and "USB PnP Sound Device" in got["microphone"][2]
+    assert got["speaker"][1] is True and "HDA NVidia" in got["speaker"][2]
+    assert got["display"][1] is True and "card0" in got["display"][2]
+    assert got["gpu"][1] is True and "RTX 3060" in got["gpu"][2] and "300/12288 MiB" in got["gpu"][2]
+    for name, c in got.items():
+        if name.startswith("model "):
+            assert c[1] is True, c
+
+
+def test_a_box_without_sound_gpu_or_kms_says_what_to_fix(settings, tmp_path):
+    m = _box(tmp_path, sound=False, drm=True, gpu_csv=None, modeset="N")
+    got = _by_name(doctor.run_checks(settings, m, quick=True))
+    assert got["microphone"][1] is False and "no sound card" in got["microphone"][2] and got["microphone"][3]
+    assert got["speaker"][1] is False
+    assert got["gpu"][1] is False and "nvidia-smi not found" in got["gpu"][2] and "ubuntu-drivers" in got["gpu"][3]
+    assert got["display"][1] is False and "modeset" in got["display"][3]
+    line = doctor.format_check(got["gpu"])
+    assert line.startswith("FAIL  gpu") and "-> fix:" in line and "\n" not in line
+
+
+def test_configured_device_name_must_match_a_card(settings, tmp_path):
+    s = paths_mod.Settings(config_mod.replace(settings.config, "audio", input_device="Jabra"), settings.paths)
+    name, ok, detail, fix = doctor.check_audio(s, _box(tmp_path), "in")
+    assert ok is False and "'Jabra'" in detail and "USB PnP Sound Device" in detail
+
+
+def test_vram_too_small_for_the_configured_models(settings, tmp_path):
+    s = paths_mod.Settings(config_mod.replace(settings.config, "llm", model="qwen2.5-7b-instruct-q4km"),
+                           settings.paths)
+    _, ok, detail, _ = doctor.check_gpu(s, _box(tmp_path, gpu_csv="NVIDIA T400, 550.1, 2048, 10"))
+    assert ok is False and "the configured models need ~" in detail and "2048 MiB" in detail
+
+
+def test_models_missing_or_corrupt_are_named_with_the_fix(settings, tmp_path):
+    models = tmp_path / "models"
+    bad = models / "realesrgan-x4plus-ncnn"
+    bad.mkdir(parents=True)
+    (bad / "realesrgan-x4plus.param").write_bytes(b"\0" * 116029)  # right size, wrong content
+    p = paths_mod.Paths(**{**settings.paths.__dict__, "models_dir": models})
+    s = paths_mod.Settings(settings.config, p)
+    got = _by_name(doctor.check_models(s, doctor.Machine(), full=True))
+    c = got["model realesrgan-x4plus-ncnn"]
+    assert c[1] is False and "sha256" in c[2] and "models install" in c[3]
+    assert got["model whisper-base"][1] is False and "no file" in got["model whisper-base"][2]
+    assert got["model mesh-warp"][1] is True
+
+
+def test_profile_and_clock(settings, tmp_path):
+    assert doctor.check_profile(settings, doctor.Machine())[1] is False
+    prof = settings.paths.profiles_dir / "anna-1"
+    prof.mkdir(parents=True)
+    settings.paths.current_profile.symlink_to("anna-1")
+    assert doctor.check_profile(settings, doctor.Machine())[1:3] == (True, "anna-1")
+    assert doctor.check_clock(settings, doctor.Machine(), now=86400.0)[1] is False
+    assert doctor.check_clock(settings, doctor.Machine())[1] is True
+
+
+def test_doctor_on_this_machine_names_what_a_real_box_would_lack(settings):
+    env = {**os.environ, "AVATAR_KIOSK_CONFIG": str(settings.paths.config_file)}
+    r = subprocess.run([sys.executable, "-m", "appliance", "doctor"], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=120)
+    lines = r.stdout.splitlines()
+    assert lines[-1].endswith("problem(s)") or lines[-1] == "all checks passed"
+    assert r.returncode == (1 if any(ln.startswith("FAIL") for ln in lines) else 0)
+    tags = {ln.split()[1]: ln.split()[0] for ln in lines if ln[:4] in ("PASS", "FAIL", "INFO")}
+    # what this CI machine really has and lacks (each line states its own truth)
+    assert tags["microphone"] == ("PASS" if list(Path("/dev/snd").glob("pcmC*c")) else "FAIL")
+    assert tags["gpu"] == ("PASS" if doctor.Machine().which("nvidia-smi") else "FAIL")
+    for always in ("config", "disk", "clock"):
+        assert tags[always] == "PASS", r.stdout
+    assert all(t == "PASS" for n, t in tags.items() if n == "model"), r.stdout
+
+
+def test_box_setup_check_names_what_install_sh_would_fix(settings, tmp_path):
+    name, ok, detail, fix = doctor.check_box_setup(settings, doctor.Machine(path=str(tmp_path)))
+    assert name == "box setup"
+    # this test machine has no avatar user and no cage: both are named, with the installer as the fix
+    if ok is False:
+        assert "install.sh" in fix or "usermod" in fix or "loginctl" in fix
+    import pwd
+
+    try:
+        pwd.getpwnam("avatar")
+    except KeyError:
+        assert ok is False and "no user avatar" in detail and "no display server" in detail
