@@ -1,0 +1,115 @@
+"""The mouth track: real synthesized speech (espeak-ng) in, per-frame mouth poses out."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import wave
+
+import numpy as np
+import pytest
+
+from appliance.face.mouth import MouthTracker, mouth_track, shape_of
+from appliance.messages import MouthPose
+
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def speech() -> tuple[np.ndarray, int]:
+    """Two phrases from espeak-ng with a long pause between them, plus silence at both ends."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    parts = []
+    rate = 22050
+    for text in ("Hello there, I am the kiosk.", "How can I help you today?"):
+        wav = subprocess.run(["espeak-ng", "-v", "en", "--stdout", text], capture_output=True, check=True).stdout
+        with wave.open(io.BytesIO(wav)) as w:
+            rate = w.getframerate()
+            parts.append(np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768)
+    silence = np.zeros(rate // 2, np.float32)
+    return np.concatenate([silence, parts[0], silence, silence, parts[1], silence]), rate
+
+
+def _frame_db(x: np.ndarray, rate: int, n: int) -> np.ndarray:
+    out = []
+    for k in range(n):
+        seg = x[k * rate // FPS:(k + 1) * rate // FPS]
+        out.append(20 * np.log10(np.sqrt(np.mean(seg ** 2)) + 1e-9) if seg.size else -180.0)
+    return np.array(out)
+
+
+def test_zeros_keep_the_mouth_closed():
+    poses = mouth_track(np.zeros(22050 * 3, np.float32), 22050, FPS)
+    assert len(poses) == 75
+    assert all(p == MouthPose(0.0, 0.0) for p in poses)
+    assert shape_of(poses[0]) == "X"
+    assert MouthTracker(22050, FPS).pose_at(12.3) == MouthPose()  # no audio at all: closed
+    hiss = (1e-3 * np.random.default_rng(0).standard_normal(22050 * 2)).astype(np.float32)  # -60 dBFS
+    assert all(p == MouthPose(0.0, 0.0) for p in mouth_track(hiss, 22050, FPS))
+
+
+def test_opening_follows_speech_energy_and_closes_in_silence(speech):
+    x, rate = speech
+    poses = mouth_track(x, rate, FPS)
+    opens = np.array([p.open for p in poses])
+    db = _frame_db(x, rate, len(poses))
+    assert np.corrcoef(opens, np.clip(db, -60, 0))[0, 1] > 0.7
+    silent = np.array([(db[max(0, k - 2):k + 3] < -90).all() for k in range(len(poses))])
+    assert silent.sum() > 20                        # the pauses are there …
+    assert (opens[silent] == 0).all()               # … and the mouth is shut in them
+    speaking = db > -30
+    assert opens[speaking].mean() > 0.3 and opens.max() > 0.6
+    # the jaw closes between syllables: the opening really varies while speaking
+    assert opens[speaking].std() > 0.1
+    # smoothed: no frame-to-frame flutter from closed to wide open
+    assert np.abs(np.diff(opens)).max() < 0.5
+    assert len({shape_of(p) for p in poses}) >= 4  # several Rhubarb shapes, not one
+
+
+def test_streamed_chunks_give_the_same_track(speech):
+    x, rate = speech
+    whole = mouth_track(x, rate, FPS)
+    rng = np.random.default_rng(1)
+    tr = MouthTracker(rate, FPS)
+    pos = 0
+    while pos < len(x):
+        n = int(rng.integers(200, 5000))
+        tr.add(x[pos:pos + n], pos)
+        pos += n
+    assert [tr.pose_at_frame(k) for k in range(len(whole))] == whole
+    # the same speech placed later on the speaker clock moves the poses by whole frames
+    later = MouthTracker(rate, FPS)
+    start = 10 * rate  # 10 s
+    later.add(x, start)
+    assert [later.pose_at(10 + k / FPS) for k in range(len(whole))] == whole
+
+
+def test_barge_in_clears_the_rest(speech):
+    x, rate = speech
+    tr = MouthTracker(rate, FPS)
+    tr.add(x, 0)
+    cut = len(x) // 3
+    before = [tr.pose_at_frame(k) for k in range(len(x) * FPS // rate)]
+    assert any(p.open > 0.3 for p in before[cut * FPS // rate + 3:])
+    tr.clear(cut)
+    after = [tr.pose_at_frame(k) for k in range(len(before))]
+    k_cut = cut * FPS // rate
+    assert all(p.open == 0 for p in after[k_cut + 3:])
+    assert after[: k_cut - 3] == before[: k_cut - 3]
+    tr.forget_before(len(x))
+    assert tr.pose_at_frame(5) == MouthPose()
+
+
+def test_long_sessions_keep_bounded_memory():
+    rate = 22050
+    tr = MouthTracker(rate, FPS)
+    rng = np.random.default_rng(0)
+    chunk = (0.1 * rng.standard_normal(4096)).astype(np.float32)
+    n = 3300  # ten minutes of speech in 4096-sample chunks
+    for i in range(n):
+        tr.add(chunk, i * 4096)
+    assert len(tr._chunks) <= 120 * rate // 4096 + 2
+    assert tr.pose_at((n - 10) * 4096 / rate).open > 0.2     # recent speech is still there
+    assert tr.pose_at(1.0) == MouthPose()                     # ten minutes ago is forgotten
