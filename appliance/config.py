@@ -96,6 +96,8 @@ class LlmConfig:
     temperature: float = _f(0.6, "Sampling temperature.", lo=0.0, hi=2.0)
     repeat_penalty: float = _f(1.3, "Repetition penalty (small models loop without one).", lo=1.0, hi=3.0)
     history_turns: int = _f(6, "Visitor turns kept in the conversation history.", lo=0, hi=50)
+    languages: list = _f(["en"], "Languages the model can answer in; a turn in another persona language gets a "
+                         "fixed, honest reply in that language (the embedded SmolLM2 speaks only English).")
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class PrivacyConfig:
 class ProvisioningConfig:
     trusted_keys: list = _f([], "Ed25519 public keys (hex) allowed to sign bundles; empty = unsigned bundles accepted.")
     max_file_mb: int = _f(8192, "Largest single file accepted from a stick, in MiB.", lo=1, hi=65536)
-    min_voice_s: float = _f(20.0, "Least total voice-sample length accepted, in seconds.", lo=5, hi=3600)
+    min_voice_s: float = _f(30.0, "Least speech (pauses not counted) the voice recordings must hold, in seconds.", lo=5, hi=3600)
     auto_detect: bool = _f(True, "Watch for USB sticks and provision from them automatically.")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 LIMITS = {"name": 40, "style": 600, "interests": 400, "greeting": 300, "avoid": 400, "description": 600}
 WAKE_MODES = ("open", "wake", "name")
+WAKE_WORDS = ("okay_nabu", "hey_jarvis", "alexa", "hey_mycroft")  # the microWakeWord models that ship
 
 
 class PersonaError(ValueError):
@@ -30,6 +31,7 @@ class Persona:
     avoid: str = ""
     wake_mode: str = ""        # empty = the kiosk's configured mode
     names: tuple[str, ...] = ()  # spellings spotted in 'name' mode (e.g. "Anna", "Анна")
+    wake_word: str = ""        # 'wake' mode: which wake word; empty = the kiosk's configured one
 
     def greeting_for(self, language: str) -> str:
         return self.greeting.get(language) or next(iter(self.greeting.values()), f"Hello! I am {self.name}.")
@@ -46,6 +48,8 @@ def _text(data: dict, key: str, *, required: bool = False) -> str:
     if not isinstance(value, str):
         raise PersonaError(f"persona.toml: '{key}' must be text")
     value = value.strip()
+    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+        raise PersonaError(f"persona.toml: '{key}' contains invisible control characters — retype it in a text editor")
     if required and not value:
         raise PersonaError(f"persona.toml has no '{key}' — every persona needs a {key}")
     limit = LIMITS.get(key)
@@ -76,11 +80,14 @@ def from_dict(data: dict) -> Persona:
     wake = data.get("wake_mode", "")
     if wake and wake not in WAKE_MODES:
         raise PersonaError(f"persona.toml: 'wake_mode' = {wake!r} — use one of {', '.join(WAKE_MODES)}")
+    wake_word = data.get("wake_word", "")
+    if wake_word and wake_word not in WAKE_WORDS:
+        raise PersonaError(f"persona.toml: 'wake_word' = {wake_word!r} — use one of {', '.join(WAKE_WORDS)}")
     names = data.get("names", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and 0 < len(n) <= LIMITS["name"] for n in names):
         raise PersonaError("persona.toml: 'names' must be a list of short texts")
     known = {"name", "age", "languages", "description", "interests", "style", "greeting", "avoid",
-             "wake_mode", "names"}
+             "wake_mode", "wake_word", "names"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PersonaError(f"persona.toml: unknown field '{unknown[0]}' — known fields: {', '.join(sorted(known))}")
@@ -88,7 +95,7 @@ def from_dict(data: dict) -> Persona:
         name=name, age=age, languages=tuple(langs), description=_text(data, "description"),
         interests=_text(data, "interests"), style=_text(data, "style"),
         greeting={k: v.strip() for k, v in greeting.items()}, avoid=_text(data, "avoid"),
-        wake_mode=wake, names=tuple(names),
+        wake_mode=wake, names=tuple(names), wake_word=wake_word,
     )
 
 

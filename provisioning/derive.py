@@ -1,0 +1,256 @@
+"""Derive step: everything the kiosk computes once from the bundle, written into the new profile folder.
+
+* ``derived/photo_enhanced.png`` — when the face is small: the photo scaled up so the face is ~240 px wide,
+                                    the face square through Real-ESRGAN ×4 (``provisioning.enhance``);
+* the face rig                   — ``appliance.face.rig.load_or_build_rig`` into the rig cache (keyed by
+                                    the photo's sha256), for the enhanced photo and the original;
+* ``derived/voice_reference.wav``— the cleanest 30–60 s of speech, 16 kHz mono;
+* ``derived/speaker_embedding.npy`` — 256-d d-vector of that reference (voicefilter-embedder ONNX);
+* ``voice/xtts_latents.pt``      — the cloning engine's speaker latents (when XTTS is the voice engine);
+* ``derived/greeting_<lang>.wav``— the greeting, pre-synthesized (hook: the TTS engine, when importable).
+
+Hooks that cannot run yet leave a note in the report instead of failing: the profile is still
+complete for the embedded default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from appliance.paths import Settings
+
+from . import voice as voice_mod
+from .errors import ProvisionError
+from .photo import PhotoCheck
+
+log = logging.getLogger("avatar-kiosk.provision")
+
+# Test switch ONLY (the kill test, and fast set-up of an "old" profile in tests): skips the model-based
+# work — face detection, embedding, enhancement, rig, greeting, self-test. Never set on a kiosk.
+STUB_ENV = "AVATAR_KIOSK_PROVISION_STUB"
+
+
+def stubbed() -> bool:
+    return os.environ.get(STUB_ENV) == "1"
+
+
+def _manifest(settings: Settings):
+    from appliance import models as models_mod
+
+    return models_mod.load_manifest(settings.paths.manifest)
+
+
+def model_path(settings: Settings, model_id: str) -> Path:
+    """The verified folder of a model (by size; the full hash is checked by `models verify`)."""
+    from appliance import models as models_mod
+
+    m = _manifest(settings).get(model_id)
+    bad = [s for s in models_mod.verify([m], settings.paths.models_dir, full=False) if not s.ok]
+    if bad:
+        raise ProvisionError("model-missing", f"The kiosk is missing a model it needs ({bad[0].describe()}) — "
+                             "a technician should run `avatar-kiosk models install`", step="derive")
+    return m.folder(settings.paths.models_dir)
+
+
+def check_stick_models(settings: Settings, models: tuple[tuple[str, str, Path], ...],
+                       verified_sha256: dict[str, str] | None = None) -> list:
+    """Every models/<id>/<file> on the stick must be a file of a model in the model manifest, with its
+    sha256 — checked at validate time, before anything is copied into the models folder.
+
+    ``verified_sha256`` (path -> sha256 the verify step already checked the staged file against)
+    saves hashing multi-GB weights twice."""
+    from appliance import models as models_mod
+
+    if not models:
+        return []
+    manifest = _manifest(settings)
+    out = []
+    for model_id, name, src in models:
+        rel = f"models/{model_id}/{name}"
+        try:
+            m = manifest.get(model_id)
+        except models_mod.ModelError:
+            raise ProvisionError("model-unknown", f"{rel} on the stick is not a model this kiosk knows — "
+                                 "remove it from the bundle", step="validate") from None
+        f = next((f for f in m.files if f.name == name), None)
+        if f is None:
+            raise ProvisionError("model-unknown", f"{rel} is not a file of model {model_id} — "
+                                 "remove it from the bundle", step="validate")
+        known = (verified_sha256 or {}).get(rel)
+        if src.stat().st_size != f.size or (known or models_mod.sha256_file(src)) != f.sha256:
+            raise ProvisionError("model-bad", f"{rel} on the stick is not the expected file (wrong version or "
+                                 "damaged) — download it again", step="validate")
+        out.append((m, f, src))
+    return out
+
+
+def install_stick_models(settings: Settings, checked: list) -> list[str]:
+    """Copy production weights brought on the stick into the models folder (verified, atomic)."""
+    from appliance import models as models_mod
+
+    notes = []
+    for m, f, src in checked:
+        if models_mod.check_file(m, f, settings.paths.models_dir, full=False).ok:
+            notes.append(f"model file {m.id}/{f.name} already installed")
+            continue
+        models_mod.copy_verified(src, m, f, settings.paths.models_dir)
+        notes.append(f"installed model file {m.id}/{f.name}")
+    return notes
+
+
+def enhance_photo(settings: Settings, rgb: np.ndarray, pc: PhotoCheck, out: Path) -> str:
+    from PIL import Image
+
+    from . import enhance
+
+    folder = model_path(settings, enhance.MODEL_ID)
+    f = pc.face
+    big = enhance.enhance_photo(rgb, (f.x, f.y, f.w, f.h), folder)
+    Image.fromarray(big).save(out)
+    return f"the face is {f.w} px wide: photo enhanced with Real-ESRGAN to {big.shape[1]}×{big.shape[0]} px"
+
+
+def build_rig(photos: list[Path], cache_dir: Path, size: int) -> str:
+    """Build (and cache, keyed by each photo's sha256) the face rig the animator will load, so the
+    kiosk's first start is fast and a photo the rig cannot use is refused now, with its own message."""
+    try:
+        rig_mod = importlib.import_module("appliance.face.rig")
+        load_or_build_rig = rig_mod.load_or_build_rig
+    except (ImportError, AttributeError):
+        return "face rig: skipped — the face module is not in this build (the kiosk builds it on start)"
+    face_error = getattr(rig_mod, "FaceError", None)
+    if face_error is None:
+        try:
+            face_error = importlib.import_module("appliance.face.errors").FaceError
+        except (ImportError, AttributeError):
+            face_error = None
+    for photo in photos:
+        try:
+            load_or_build_rig(photo, cache_dir, size)
+        except Exception as e:
+            if face_error is not None and isinstance(e, face_error):
+                code = str(getattr(e, "code", "face")).replace("_", "-")
+                raise ProvisionError(f"face-rig-{code}", str(e), step="derive") from None
+            raise
+    return f"face rig built ({size} px) and cached"
+
+
+_ENGINES: dict = {}
+
+
+def engine(role: str, settings: Settings, profile_dir: Path | None = None):
+    """The engine the kiosk will run for ``role`` ("tts", "stt"), or None when it cannot be built here.
+
+    Goes through ``appliance.engines.select.resolve`` (a production engine whose weights are missing
+    falls back to the embedded default, as in the daemon) and ``appliance.engines.engine_class(role,
+    name).from_settings(settings)``. Built engines are cached for this process (the greeting and the
+    self-test share them). None, with the reason logged, when the engines are not importable."""
+    key = (role, repr(settings.config), str(settings.paths.models_dir))
+    if key in _ENGINES:
+        return _ENGINES[key]
+    try:
+        from appliance import engines
+        from appliance.engines import select
+    except ImportError as e:
+        log.info("engines not importable (%s): %s hook skipped", e, role)
+        return None
+    try:
+        cfg, _fallbacks = select.resolve(settings.config, _manifest(settings), settings.paths.models_dir, gpu=False)
+        name = getattr(cfg, role).engine
+        if name == "fake":
+            return None
+        cls = engines.engine_class(role, name)
+        if hasattr(cls, "from_settings"):
+            eng = cls.from_settings(Settings(cfg, settings.paths))
+        elif role == "tts" and name == "xtts":
+            model_dir = _manifest(settings).get(cfg.tts.model).folder(settings.paths.models_dir)
+            eng = cls(model_dir, device=cfg.tts.device)
+        else:
+            eng = None
+    except Exception as e:  # an engine that cannot start here: a note, not a failed provisioning
+        log.warning("%s engine unavailable for provisioning: %s: %s", role, e.__class__.__name__, e)
+        eng = None
+    _ENGINES[key] = eng
+    return eng
+
+
+def release_engines() -> None:
+    """Drop the engines built for one provisioning run (a loaded STT model is a few hundred MB)."""
+    _ENGINES.clear()
+
+
+def speaker_latents(settings: Settings, ref_wav: Path, profile_dir: Path) -> str:
+    """The cloning engine's speaker latents, computed once from the reference and kept with the profile
+    (``voice/xtts_latents.pt``, where ``appliance.engines.tts_xtts`` loads them)."""
+    tts = engine("tts", settings, profile_dir)
+    if tts is None or not hasattr(tts, "compute_latents"):
+        return ""  # the configured voice engine needs no latents (or is not available: noted elsewhere)
+    try:
+        latents_file = importlib.import_module("appliance.engines.tts_xtts").LATENTS_FILE
+    except (ImportError, AttributeError):
+        latents_file = "xtts_latents.pt"
+    tts.compute_latents([ref_wav], out=profile_dir / "voice" / latents_file)
+    return "speaker latents computed for the cloning voice engine"
+
+
+def synthesize(tts, text: str, language: str) -> np.ndarray:
+    parts = [np.asarray(c, dtype=np.float32).reshape(-1) for c in tts.synthesize(text, language)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def greetings(settings: Settings, persona, profile_dir: Path, derived: Path) -> list[str]:
+    tts = engine("tts", settings, profile_dir)
+    if tts is None:
+        return ["greeting: not pre-synthesized — the speech engine is not available here"]
+    notes = []
+    for lang in persona.languages:
+        audio = synthesize(tts, persona.greeting_for(lang), lang)
+        voice_mod.write_wav(derived / f"greeting_{lang}.wav", audio, int(tts.sample_rate))
+        notes.append(f"greeting pre-synthesized ({lang}, {len(audio) / tts.sample_rate:.1f} s)")
+    return notes
+
+
+def run(settings: Settings, profile_dir: Path, rgb: np.ndarray | None, pc: PhotoCheck | None,
+        vc: voice_mod.VoiceCheck, persona, models: list, progress: Callable[[float], None]) -> list[str]:
+    """Fill ``profile_dir/derived``; returns notes for the report."""
+    derived = profile_dir / "derived"
+    derived.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    notes += install_stick_models(settings, models)
+    progress(0.05)
+    ref, chosen = voice_mod.choose_reference(vc)
+    ref_path = derived / "voice_reference.wav"
+    voice_mod.write_wav(ref_path, ref)
+    notes.append(f"voice reference: the cleanest {len(ref) / voice_mod.RATE:.0f} s, from {len({c.file for c in chosen})} "
+                 f"recording(s)")
+    progress(0.15)
+    if stubbed():
+        notes.append(f"derive STUBBED ({STUB_ENV}=1, a test switch): no enhancement, rig, embedding or greeting")
+        progress(1.0)
+        return notes
+    emb = voice_mod.speaker_embedding(ref, model_path(settings, "voicefilter-embedder") / "embedder.int8.onnx")
+    np.save(derived / "speaker_embedding.npy", emb)
+    notes.append("speaker embedding computed (256-d)")
+    progress(0.3)
+    photo = next(p for p in profile_dir.iterdir() if p.name.startswith("photo."))
+    if pc is not None and rgb is not None and pc.needs_enhance:
+        enhanced = derived / "photo_enhanced.png"
+        notes.append(enhance_photo(settings, rgb, pc, enhanced))
+        photo = enhanced
+    progress(0.7)
+    original = next(p for p in profile_dir.iterdir() if p.name.startswith("photo."))
+    rig_photos = [photo] if photo == original else [photo, original]
+    notes.append(build_rig(rig_photos, settings.paths.cache_dir, settings.config.face.size))
+    progress(0.8)
+    lat = speaker_latents(settings, ref_path, profile_dir)
+    if lat:
+        notes.append(lat)
+    notes += greetings(settings, persona, profile_dir, derived)
+    progress(1.0)
+    return notes

@@ -1,0 +1,41 @@
+"""Persona checks as the installer meets them (messages name the field and the fix)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from appliance import persona
+from provisioning import testing as T
+
+
+def load(text: str) -> persona.Persona:
+    return persona.from_dict(tomllib.loads(text))
+
+
+def test_the_sample_persona_loads():
+    p = load(T.PERSONA)
+    assert p.name == "Anna" and p.languages == ("en", "ru") and p.greeting_for("ru").startswith("Привет")
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda t: t.replace('name = "Anna"\n', ""), "has no 'name'"),
+    (lambda t: t.replace('name = "Anna"', 'name = "   "'), "has no 'name'"),
+    (lambda t: t.replace('style = "Warm and brief."', f'style = "{"x" * 10_000}"'), "'style' is 10000 characters"),
+    (lambda t: t.replace('en = "Hi! I\'m Anna."', f'en = "{"x" * 301}"'), "'greeting' is 301 characters"),
+    (lambda t: t.replace('languages = ["en", "ru"]', 'languages = ["de"]'), "'languages'"),
+    (lambda t: t.replace("age = 34", "age = 400"), "'age'"),
+    (lambda t: t.replace('wake_mode = "open"', 'wake_mode = "clap"'), "'wake_mode'"),
+    (lambda t: 'wake_word = "hey_siri"\n' + t, "'wake_word'"),
+    (lambda t: t.replace('style = "Warm and brief."', 'style = "Warm\\u0007brief"'), "control characters"),
+    (lambda t: "colour = 'red'\n" + t, "unknown field 'colour'"),
+])
+def test_bad_personas(change, words):
+    with pytest.raises(persona.PersonaError) as e:
+        load(change(T.PERSONA))
+    assert words in str(e.value)
+
+
+def test_wake_word_is_kept():
+    assert load('name = "A"\nwake_mode = "wake"\nwake_word = "hey_jarvis"\n').wake_word == "hey_jarvis"
