@@ -169,6 +169,27 @@ class Kiosk:
             await asyncio.wait_for(task, 0.5)
         return False, None
 
+    def _recover_profile(self) -> None:
+        """Before anything loads: clean provisioning leftovers and count this start against a
+        profile that is still "trying" (it rolls back by itself after repeated failed starts)."""
+        try:
+            from provisioning import profiles
+
+            profiles.recover(self.settings.paths)
+        except Exception as e:  # never let recovery keep the kiosk down
+            log.warning("profile recovery at start failed: %s", e)
+
+    def _confirm_profile(self) -> None:
+        """The kiosk is up with its profile (not the maintenance screen): a trying profile is good."""
+        if isinstance(self.app, apps.MaintenanceApp):
+            return
+        try:
+            from provisioning import profiles
+
+            profiles.confirm(self.settings.paths)
+        except Exception as e:
+            log.warning("could not confirm the active profile: %s", e)
+
     async def _start_app(self) -> bool:
         """Build and start the app; on failure the maintenance screen. False if stopped meanwhile."""
         self._set_status("loading models")
@@ -240,6 +261,7 @@ class Kiosk:
             self.settings.paths.ensure()
         except OSError as e:
             log.warning("cannot create the kiosk's folders: %s", e)
+        self._recover_profile()
         server = control.ControlServer(self.settings.paths.control_socket, self.handle)
         try:
             await server.start()
@@ -261,6 +283,7 @@ class Kiosk:
                 self._set_status(self.app.status_text)
                 self.notifier.ready(self.app.status_text)
                 log.info("ready: %s", self.app.status_text, extra=logs.fields(logs.READY))
+                self._confirm_profile()
                 next_check = 0.0
                 usb = self._usb_watcher()
                 next_usb = 0.0
