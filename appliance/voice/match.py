@@ -26,6 +26,7 @@ import numpy as np
 from .embedding import SpeakerEmbedder, band_limit, common_rate, cosine, to_mono_float
 
 FRAME_MS = 5.0
+PROFILE_FILE = "voice_profile.json"  # in a profile's derived/ folder, written by provisioning
 ALPHAS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
 CALIBRATION = {
     "en": ("Hello! It is lovely to meet you today.", "The Moon is about three hundred thousand kilometres away."),
@@ -103,9 +104,13 @@ Synth = Callable[[str], tuple[np.ndarray, int]]
 
 
 def fit(samples: np.ndarray, samples_rate: int, synth: Synth, embedder: SpeakerEmbedder,
-        sentences: Sequence[str] = CALIBRATION["en"], alphas: Sequence[float] = ALPHAS) -> VoiceProfile:
-    """Choose the warp that makes ``synth``'s voice closest to ``samples`` (by d-vector cosine)."""
-    limit = common_rate(samples_rate)
+        sentences: Sequence[str] = CALIBRATION["en"], alphas: Sequence[float] = ALPHAS,
+        bandwidth_rate: int | None = None) -> VoiceProfile:
+    """Choose the warp that makes ``synth``'s voice closest to ``samples`` (by d-vector cosine).
+
+    ``bandwidth_rate``: the recordings' original sample rate when ``samples`` were resampled up
+    (8 kHz telephone recordings at 16 kHz carry nothing above 4 kHz; compare within that band)."""
+    limit = common_rate(samples_rate, bandwidth_rate or samples_rate)
     target_vec = embedder.embed(band_limit(samples, samples_rate, limit))
     target_f0 = median_f0(samples, samples_rate)
     stock = [synth(s) for s in sentences]
@@ -121,5 +126,5 @@ def fit(samples: np.ndarray, samples_rate: int, synth: Synth, embedder: SpeakerE
         s = score([(convert(a, r, ratio, alpha), r) for a, r in stock])
         if s > best:
             best_alpha, best = alpha, s
-    return VoiceProfile(target_f0=target_f0, source_f0=source_f0, alpha=best_alpha, samples_rate=samples_rate,
+    return VoiceProfile(target_f0=target_f0, source_f0=source_f0, alpha=best_alpha, samples_rate=limit,
                         similarity_before=round(before, 4), similarity_after=round(best, 4))
