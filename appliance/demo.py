@@ -108,3 +108,10 @@ def main(settings: Settings, args) -> int:
               "the set-up is complete (models verified, demo bundle assembled).")
         return 0
     return run_demo(settings, args)
+
+
+def build_app(settings: Settings, args):
+    """The daemon's app (``avatar-kiosk run``): see appliance.showcase.KioskApp."""
+    from .showcase import KioskApp
+
+    return KioskApp(settings, args)

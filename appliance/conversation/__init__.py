@@ -1,0 +1,1 @@
+"""The conversation turn: endpointed speech -> STT -> persona LLM -> sentences -> TTS -> speaker."""

@@ -1,0 +1,97 @@
+"""``avatar-kiosk ask | say | listen``: the conversation from the command line (technician, demo)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.mic import WavFileMic
+from ..audio.speaker import PyAudioSpeaker, RecordingSpeaker
+from ..audio.wav import write_wav
+from ..messages import TurnEvent
+from ..persona import Persona
+from ..persona import load as load_persona
+from .orchestrator import Conversation, load_engines, run_conversation
+from .storage import TurnStore
+
+DEMO_PERSONA = Path(__file__).resolve().parents[2] / "assets" / "demo" / "persona.toml"
+
+
+def current_persona(settings) -> Persona:
+    """The active profile's persona, else the demo persona (a dev checkout has no profile)."""
+    prof = settings.paths.current_profile / "persona.toml"
+    return load_persona(prof if prof.is_file() else DEMO_PERSONA)
+
+
+def ask(settings, args) -> int:
+    persona = current_persona(settings)
+    engines = load_engines(settings, stt=False)
+    speaker = RecordingSpeaker(settings.config.audio.output_rate, settings.config.audio.volume)
+
+    async def main() -> tuple[str, object]:
+        store = TurnStore(settings.paths.db_path, settings.config.privacy)
+        conv = Conversation(settings, persona, engines, None, speaker, store=store)
+        try:
+            await conv.prepare()
+            return await conv.typed_turn(args.text, args.language)
+        finally:
+            conv.close()
+            store.close()
+
+    reply, metrics = asyncio.run(main())
+    print(reply)
+    if args.out:
+        speaker.drain()
+        speaker.save(args.out)
+        print(f"reply audio: {args.out} ({len(speaker.recording()) / speaker.rate:.1f} s)", file=sys.stderr)
+    return 0 if reply else 1
+
+
+def say(settings, args) -> int:
+    engines = load_engines(settings, stt=False, llm=False)
+    tts = engines.tts
+    language = args.language or ("ru" if any("а" <= c.lower() <= "я" for c in args.text) else "en")
+    audio = np.concatenate([*tts.synthesize(args.text, language), np.zeros(0, np.float32)])
+    if args.out:
+        write_wav(args.out, audio, tts.sample_rate)
+        print(f"{args.out}: {len(audio) / tts.sample_rate:.1f} s", file=sys.stderr)
+        return 0
+    speaker = PyAudioSpeaker(settings.config.audio.output_rate, settings.config.audio.output_device,
+                             settings.config.audio.volume)
+    try:
+        speaker.start()
+    except OSError as e:
+        print(f"avatar-kiosk say: no speaker to play on ({e}); use --out FILE.wav", file=sys.stderr)
+        return 1
+    speaker.write(audio, tts.sample_rate)
+    speaker.wait_drained()
+    speaker.stop()
+    return 0
+
+
+def listen(settings, args) -> int:
+    persona = current_persona(settings)
+    mic = WavFileMic(args.wav, frame_ms=settings.config.audio.frame_ms, realtime=args.realtime)
+    speaker = RecordingSpeaker(settings.config.audio.output_rate, settings.config.audio.volume)
+
+    def show(ev: object) -> None:
+        if isinstance(ev, TurnEvent):
+            if ev.kind == "transcript":
+                print(f"heard [{ev.data['language']}]: {ev.data['text']}")
+            elif ev.kind == "sentence":
+                print(f"  said: {ev.data['text']}")
+            elif ev.kind in ("no_reply", "barge_in"):
+                print(f"  ({ev.kind}: {ev.data.get('reason', '')})".replace(": )", ")"))
+            elif ev.kind == "turn_done":
+                mt = ev.data["metrics"]
+                if mt.outcome == "replied":
+                    print(f"  (time to first audio {mt.ttfa_s:.2f} s)")
+
+    asyncio.run(run_conversation(settings, mic, speaker, persona, on_event=show))
+    if args.out:
+        speaker.save(args.out)
+        print(f"what the kiosk said: {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,104 @@
+"""The persona LLM through llama-cpp-python (GGUF). Blocking and streaming: run it in the LLM
+worker thread; it yields text pieces and stops promptly when ``cancel`` is set.
+
+The persona prefix's KV state is kept: the system prompt is evaluated once at load time and its
+state saved; llama.cpp reuses the longest common token prefix between calls, and if another
+prompt ever pushed the prefix out we restore the saved state instead of re-evaluating ~200
+tokens (seconds on 2 cores).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..messages import ChatMessage
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+class LlamaPersonaLLM:
+    def __init__(self, model_path: Path, *, n_ctx: int = 2048, threads: int = 2, n_gpu_layers: int = 0,
+                 max_tokens: int = 80, temperature: float = 0.6, repeat_penalty: float = 1.3,
+                 seed: int = 1234) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                         n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.repeat_penalty = repeat_penalty
+        self._prefix_tokens: list[int] = []
+        self._prefix_state = None
+
+    @classmethod
+    def from_settings(cls, settings) -> LlamaPersonaLLM:
+        from ..models import load_manifest
+
+        cfg = settings.config.llm
+        model = load_manifest(settings.paths.manifest).get(cfg.model)
+        path = model.path(settings.paths.models_dir, model.files[0].name)
+        return cls(path, n_ctx=cfg.n_ctx, threads=cfg.threads, n_gpu_layers=cfg.n_gpu_layers,
+                   max_tokens=cfg.max_reply_tokens, temperature=cfg.temperature,
+                   repeat_penalty=cfg.repeat_penalty)
+
+    # -- prompt formatting (the GGUF's own chat template) -------------------------------------
+    def _format(self, messages: Sequence[ChatMessage]) -> list[int]:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        fmt = getattr(self, "_formatter", None)
+        if fmt is None:
+            meta = self.llm.metadata
+            # A GGUF without a template gets ChatML (SmolLM2's and Qwen's own format).
+            template = meta.get("tokenizer.chat_template") or CHATML
+            eos = self.llm._model.token_get_text(self.llm.token_eos())
+            bos = self.llm._model.token_get_text(self.llm.token_bos())
+            fmt = self._formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos,
+                                                        add_generation_prompt=True)
+            self._stop = [eos, "<|im_end|>", "<|im_start|>"]
+        res = fmt(messages=[{"role": m.role, "content": m.content} for m in messages])
+        return self.llm.tokenize(res.prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def warm(self, prefix: Sequence[ChatMessage]) -> None:
+        """Evaluate the persona prefix once and keep its KV state (called at start-up)."""
+        # Only the tokens every later prompt starts with: formatting adds a generation prompt
+        # after the last message, so take what two different continuations have in common.
+        a = self._format([*prefix, ChatMessage("user", "Hi")])
+        b = self._format([*prefix, ChatMessage("user", "What?")])
+        prefix = a[: _common_prefix(a, b)]
+        if prefix == self._prefix_tokens:
+            return  # already cached (several conversations share one engine)
+        self.llm.reset()
+        self.llm.eval(prefix)
+        self._prefix_tokens = list(prefix)
+        self._prefix_state = self.llm.save_state()
+
+    def generate(self, messages: Sequence[ChatMessage], cancel: threading.Event) -> Iterator[str]:
+        tokens = self._format(messages)
+        p = self._prefix_tokens
+        if p and tokens[: len(p)] == p:
+            shared = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
+            if shared < len(p):  # the cached prefix was overwritten: restore it rather than re-evaluate
+                self.llm.load_state(self._prefix_state)
+        text = ""
+        stop = self._stop
+        for out in self.llm.create_completion(tokens, max_tokens=self.max_tokens, temperature=self.temperature,
+                                              repeat_penalty=self.repeat_penalty, top_p=0.9, top_k=40,
+                                              stream=True, stop=stop):
+            if cancel.is_set():
+                break
+            piece = out["choices"][0]["text"]
+            if piece:
+                text += piece
+                yield piece
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

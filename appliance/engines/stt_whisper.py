@@ -1,0 +1,125 @@
+"""Speech-to-text with faster-whisper (CTranslate2). Blocking: the orchestrator calls it from the
+STT worker thread, and the segment generator is consumed here, in that thread.
+
+Language choice: whisper's own language ID is unreliable on short clips (the base model calls
+sub-second Russian English or Polish about half the time), so we only ever choose among the
+persona's languages, by comparing their detection probabilities, and for very short clips the
+last turn's language wins unless the other one is clearly more likely.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+SHORT_CLIP_S = 1.5       # below this, the prior language gets a head start
+PRIOR_MARGIN = 3.0       # ...the other language must be this many times likelier to win
+# Whisper's stock hallucinations on noise / silence (from its YouTube-subtitle training data).
+HALLUCINATIONS = re.compile(
+    r"^(thank(s| you)( (so much|very much))?( for watching)?|you|bye|"
+    r"продолжение следует|субтитры.*|спасибо за просмотр|редактор субтитров.*)[.!…]*$",
+    re.IGNORECASE)
+
+
+class WhisperSTT:
+    def __init__(self, model_dir: Path, *, device: str = "cpu", compute_type: str = "int8", threads: int = 2,
+                 beam_size: int = 1, language: str = "auto") -> None:
+        from faster_whisper import WhisperModel
+
+        self.model = WhisperModel(str(model_dir), device=device, compute_type=compute_type,
+                                  cpu_threads=threads, num_workers=1)
+        self.beam_size = beam_size
+        self.fixed_language = None if language == "auto" else language
+        # Language detection and decoding both need the encoder's output for the same 30 s window;
+        # faster-whisper would compute it twice (~0.3 s each on 2 cores). We run the encoder once
+        # and hand the result to the decoder's first encode call.
+        self._reuse = None
+        original_encode = self.model.encode
+
+        def encode(features):
+            reuse, self._reuse = self._reuse, None
+            return reuse if reuse is not None else original_encode(features)
+
+        self.model.encode = encode
+
+    @classmethod
+    def from_settings(cls, settings) -> WhisperSTT:
+        from ..models import load_manifest
+
+        cfg = settings.config.stt
+        folder = load_manifest(settings.paths.manifest).get(cfg.model).path(settings.paths.models_dir)
+        return cls(folder, device=cfg.device, compute_type=cfg.compute_type, threads=cfg.threads,
+                   beam_size=cfg.beam_size, language=cfg.language)
+
+    def warm(self) -> None:
+        """One throw-away decode: CTranslate2's first call is several times slower than the rest."""
+        self._decode(np.zeros(16000, np.float32), "en")
+
+    def choose_language(self, probs: dict[str, float], languages: Sequence[str], prior: str | None,
+                        duration: float) -> tuple[str, float]:
+        return choose_language(probs, languages, prior, duration)
+
+    def transcribe(self, samples: np.ndarray, languages: Sequence[str], prior: str | None
+                   ) -> tuple[str, str, float, float]:
+        audio = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32)
+        duration = len(audio) / 16000.0
+        if self.fixed_language or len(languages) == 1:
+            lang = self.fixed_language or languages[0]
+            text, logprob = self._decode(audio, lang)
+            return text, lang, logprob, 1.0
+        from faster_whisper.audio import pad_or_trim
+
+        fe = self.model.feature_extractor
+        features = fe(audio)
+        encoded = self.model.encode(pad_or_trim(features[..., : fe.nb_max_frames]))
+        probs = {tok[2:-2]: p for tok, p in self.model.model.detect_language(encoded)[0]}
+        chosen, p = choose_language(probs, languages, prior, duration)
+        self._reuse = encoded if len(audio) <= fe.n_samples else None
+        try:
+            text, logprob = self._decode(audio, chosen)
+        finally:
+            self._reuse = None
+        return text, chosen, logprob, p
+
+    def _decode(self, audio: np.ndarray, language: str) -> tuple[str, float]:
+        # A visitor says about 4 tokens a second; capping the decode stops whisper's looping
+        # hallucinations ("the first time I saw the first time I saw…") early and cheaply.
+        max_new = int(len(audio) / 16000 * 8) + 12
+        segments, _info = self.model.transcribe(
+            audio, language=language, beam_size=self.beam_size, vad_filter=False,
+            condition_on_previous_text=False, without_timestamps=True, temperature=0.0,
+            max_new_tokens=max_new)
+        texts, weights, logprob_sum = [], 0, 0.0
+        for seg in segments:  # the generator runs the decoder: consume it here, in the worker thread
+            if seg.no_speech_prob > 0.8 and seg.avg_logprob < -0.7:
+                continue
+            texts.append(seg.text.strip())
+            n = max(len(seg.tokens), 1)
+            weights += n
+            logprob_sum += seg.avg_logprob * n
+        text = " ".join(t for t in texts if t).strip()
+        if HALLUCINATIONS.match(text) or _repetitive(text):
+            text = ""
+        return text, (logprob_sum / weights if weights else -10.0)
+
+
+def choose_language(probs: dict[str, float], languages: Sequence[str], prior: str | None,
+                    duration: float) -> tuple[str, float]:
+    """Pick among ``languages`` only; a short clip keeps ``prior`` unless another is clearly likelier."""
+    cands = {lang: probs.get(lang, 0.0) for lang in languages}
+    best = max(cands, key=cands.get)
+    if prior in cands and duration < SHORT_CLIP_S and best != prior and cands[best] < PRIOR_MARGIN * cands[prior]:
+        best = prior
+    total = sum(cands.values()) or 1.0
+    return best, cands[best] / total
+
+
+def _repetitive(text: str) -> bool:
+    """A looping decode compresses far better than speech does (whisper's own 2.4 threshold)."""
+    import zlib
+
+    data = text.encode("utf-8")
+    return len(data) > 40 and len(data) / len(zlib.compress(data)) > 2.4

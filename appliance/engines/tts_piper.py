@@ -1,0 +1,54 @@
+"""The embedded TTS: piper (``en_US-joe-medium``) for English, espeak-ng for Russian (no neural
+Russian voice exists among our packages). Both come out float32 mono at piper's rate; the speaker
+resamples to the playback rate. Blocking: run in the TTS worker thread, one sentence per call.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.resample import resample
+from ..audio.wav import read_wav
+
+
+class PiperEspeakTTS:
+    def __init__(self, voice_path: Path, *, russian_voice: str = "ru", espeak: str = "espeak-ng") -> None:
+        from piper import PiperVoice
+
+        self.voice = PiperVoice.load(str(voice_path))
+        self.sample_rate = int(self.voice.config.sample_rate)
+        self.russian_voice = russian_voice
+        self.espeak = shutil.which(espeak) or espeak
+        self.voice_id = f"piper:{voice_path.stem}|espeak:{russian_voice}"
+
+    @classmethod
+    def from_settings(cls, settings) -> PiperEspeakTTS:
+        from ..models import load_manifest
+
+        cfg = settings.config.tts
+        model = load_manifest(settings.paths.manifest).get(cfg.english_voice)
+        onnx = next(f.name for f in model.files if f.name.endswith(".onnx"))
+        return cls(model.path(settings.paths.models_dir, onnx), russian_voice=cfg.russian_voice)
+
+    def synthesize(self, text: str, language: str) -> Iterator[np.ndarray]:
+        text = text.strip()
+        if not text:
+            return
+        if language == "ru":
+            yield self._espeak(text)
+            return
+        for chunk in self.voice.synthesize(text):  # one chunk per sentence piper finds
+            yield chunk.audio_float_array.astype(np.float32)
+
+    def _espeak(self, text: str) -> np.ndarray:
+        # Text goes on stdin, never on the command line: it is visitor-influenced.
+        proc = subprocess.run([self.espeak, "-v", self.russian_voice, "-s", "165", "--stdout"],
+                              input=text.encode("utf-8"), capture_output=True, timeout=30, check=True)
+        data, rate = read_wav(io.BytesIO(proc.stdout))
+        return resample(data[:, 0].astype(np.float32), rate, self.sample_rate)

@@ -1,0 +1,63 @@
+"""The persona LLM (SmolLM2-135M through llama-cpp-python): in character, cancellable, cached prefix."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from kiosk_helpers import demo_persona, llm
+
+from appliance.conversation import prompt
+from appliance.messages import ChatMessage
+
+
+@pytest.fixture(scope="module")
+def model(models_dir):
+    m = llm(models_dir)
+    m.warm(prompt.prefix(demo_persona()))
+    return m
+
+
+def ask(model, question: str, cancel=None) -> str:
+    msgs = [*prompt.prefix(demo_persona()), ChatMessage("user", question)]
+    return "".join(model.generate(msgs, cancel or threading.Event()))
+
+
+def test_knows_its_name(model):
+    for q in ("What is your name?", "Who are you?"):
+        assert "Anna" in ask(model, q)
+
+
+def test_reply_is_capped_and_does_not_loop(model):
+    text = ask(model, "Tell me everything you know about rockets, in great detail.")
+    assert 0 < len(model.llm.tokenize(text.encode())) <= model.max_tokens + 1
+    words = re.findall(r"\w+", text.lower())
+    grams = [" ".join(words[i:i + 4]) for i in range(len(words) - 3)]
+    assert all(grams.count(g) < 3 for g in grams), text
+
+
+def test_generation_stops_when_cancelled(model):
+    cancel = threading.Event()
+    msgs = [*prompt.prefix(demo_persona()), ChatMessage("user", "Tell me a long story about the moon.")]
+    pieces = []
+    for piece in model.generate(msgs, cancel):
+        pieces.append(piece)
+        if len(pieces) == 3:
+            cancel.set()
+    assert len(pieces) == 3
+
+
+def test_persona_prefix_state_is_restored_not_recomputed(model, monkeypatch):
+    # Another prompt overwrites the KV cache ...
+    "".join(model.generate([ChatMessage("system", "You are a pirate."), ChatMessage("user", "Hi")],
+                           threading.Event()))
+    restored = []
+    original = model.llm.load_state
+    monkeypatch.setattr(model.llm, "load_state", lambda s: (restored.append(1), original(s))[1])
+    # ... and the next persona turn loads the saved prefix state instead of evaluating it again.
+    assert ask(model, "Hello!")
+    assert restored == [1]
+    # While the prefix is still in the cache nothing needs restoring.
+    ask(model, "How are you?")
+    assert restored == [1]
