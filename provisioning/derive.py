@@ -237,6 +237,10 @@ def greetings(settings: Settings, persona, profile_dir: Path, derived: Path) -> 
     tts = engine("tts", settings, profile_dir)
     if tts is None:
         return ["greeting: not pre-synthesized — the speech engine is not available here"]
+    if hasattr(tts, "use_voice_profile"):  # speak in this new profile's matched voice
+        from appliance.voice.match import PROFILE_FILE
+
+        tts.use_voice_profile(derived / PROFILE_FILE)
     notes = []
     for lang in persona.languages:
         audio = synthesize(tts, persona.greeting_for(lang), lang)

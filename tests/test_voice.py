@@ -88,3 +88,21 @@ def test_matching_raises_similarity_on_held_out_speech(embedder, russian_woman, 
     before = cosine(embedder.embed(band_limit(stock, srate, 8000)), target)
     after = cosine(embedder.embed(band_limit(matched, srate, 8000)), target)
     assert after > before + 0.1
+
+
+def test_the_piper_engine_speaks_in_the_profiles_matched_voice(manifest, models_dir, tmp_path, synth):
+    from appliance.engines.tts_piper import PiperEspeakTTS
+    from appliance.voice.match import VoiceProfile
+
+    onnx = manifest.get("piper-joe").path(models_dir, "en_US-joe-medium.onnx")
+    stock = PiperEspeakTTS(onnx)
+    profile = tmp_path / "voice_profile.json"
+    VoiceProfile(target_f0=220.0, source_f0=110.0, alpha=1.2).save(profile)
+    matched = PiperEspeakTTS(onnx, voice_profile=profile)
+    assert matched.voice_id != stock.voice_id  # the phrase cache must not replay the stock voice
+    text = HELD_OUT[0]
+    f_stock = median_f0(np.concatenate(list(stock.synthesize(text, "en"))), stock.sample_rate)
+    f_matched = median_f0(np.concatenate(list(matched.synthesize(text, "en"))), matched.sample_rate)
+    assert f_matched == pytest.approx(2 * f_stock, rel=0.15)
+    matched.use_voice_profile(None)
+    assert matched.voice_id == stock.voice_id and matched.matcher is None

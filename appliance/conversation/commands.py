@@ -51,9 +51,24 @@ def ask(settings, args) -> int:
 
 
 def say(settings, args) -> int:
+    """Speak through the running kiosk (its face speaks too); with --out, or when no kiosk runs,
+    synthesize here instead."""
+    language = args.language or ("ru" if any("а" <= c.lower() <= "я" for c in args.text) else "en")
+    if not args.out:
+        from ..daemon import control
+
+        try:
+            answer = control.request(settings.paths.control_socket,
+                                     {"cmd": "say", "text": args.text, "language": language}, timeout=60)
+        except control.DaemonUnavailable as e:
+            print(f"avatar-kiosk say: the kiosk is not running ({e}); playing here instead", file=sys.stderr)
+        else:
+            if answer.get("ok"):
+                return 0
+            print(f"avatar-kiosk say: {answer.get('error', 'the kiosk refused')}", file=sys.stderr)
+            return 1
     engines = load_engines(settings, stt=False, llm=False)
     tts = engines.tts
-    language = args.language or ("ru" if any("а" <= c.lower() <= "я" for c in args.text) else "en")
     audio = np.concatenate([*tts.synthesize(args.text, language), np.zeros(0, np.float32)])
     if args.out:
         write_wav(args.out, audio, tts.sample_rate)

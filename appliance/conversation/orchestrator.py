@@ -111,7 +111,17 @@ def _make(role: str, name: str, settings):
 
 
 def load_engines(settings, *, stt: bool = True, llm: bool = True, tts: bool = True) -> Engines:
-    """Load every engine the config names (each model once; seconds on a CPU)."""
+    """Load every engine the config names (each model once; seconds on a CPU).
+
+    Production engines whose weights (or GPU) are missing are replaced by the embedded default for
+    their role first (engines.select.resolve: an ENGINE_FALLBACK journal line each), so a box
+    missing a model keeps talking instead of crash-looping."""
+    from ..engines.select import resolve
+    from ..models import load_manifest
+    from ..paths import Settings
+
+    resolved, _fallbacks = resolve(settings.config, load_manifest(settings.paths.manifest), settings.paths.models_dir)
+    settings = Settings(resolved, settings.paths)
     cfg = settings.config
     silero = SileroCheck() if stt and cfg.vad.silero_threshold > 0 else None
     wake = None
@@ -660,6 +670,11 @@ class Conversation:
         rec.reply = reply
         self._finish(rec, m, "replied", reply)
         return reply, self.metrics[-1]
+
+    async def say(self, text: str, language: str) -> None:
+        """Speak a fixed text (the technician's ``avatar-kiosk say``), as a turn of its own."""
+        m: dict = {}
+        await self._speak(f"say-{uuid.uuid4().hex[:8]}", 0, ("fixed", text), language, time.monotonic(), m)
 
     async def greet(self, language: str | None = None) -> None:
         """Speak the persona's greeting (from the phrase cache)."""

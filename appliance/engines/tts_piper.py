@@ -18,7 +18,8 @@ from ..audio.wav import read_wav
 
 
 class PiperEspeakTTS:
-    def __init__(self, voice_path: Path, *, russian_voice: str = "ru", espeak: str = "espeak-ng") -> None:
+    def __init__(self, voice_path: Path, *, russian_voice: str = "ru", espeak: str = "espeak-ng",
+                 voice_profile: Path | None = None) -> None:
         from piper import PiperVoice
 
         self.voice = PiperVoice.load(str(voice_path))
@@ -26,6 +27,23 @@ class PiperEspeakTTS:
         self.russian_voice = russian_voice
         self.espeak = shutil.which(espeak) or espeak
         self.voice_id = f"piper:{voice_path.stem}|espeak:{russian_voice}"
+        self._base_id = self.voice_id
+        self.matcher = None
+        if voice_profile is not None:
+            self.use_voice_profile(voice_profile)
+
+    def use_voice_profile(self, path: Path | None) -> None:
+        """The profile's voice match (fitted at provisioning) moves the stock voice toward the
+        samples; None or a missing file means the stock voice."""
+        self.matcher, self.voice_id = None, self._base_id
+        if path is None or not path.is_file():
+            return
+        from ..voice.match import VoiceMatcher, VoiceProfile
+
+        vp = VoiceProfile.load(path)
+        self.matcher = VoiceMatcher(vp)
+        # part of the phrase-cache key: a new voice profile must not replay old audio
+        self.voice_id = f"{self._base_id}|match:{vp.target_f0:.0f}/{vp.source_f0:.0f}/{vp.alpha}"
 
     @classmethod
     def from_settings(cls, settings) -> PiperEspeakTTS:
@@ -34,17 +52,23 @@ class PiperEspeakTTS:
         cfg = settings.config.tts
         model = load_manifest(settings.paths.manifest).get(cfg.english_voice)
         onnx = next(f.name for f in model.files if f.name.endswith(".onnx"))
-        return cls(model.path(settings.paths.models_dir, onnx), russian_voice=cfg.russian_voice)
+        from ..voice.match import PROFILE_FILE
+
+        profile = settings.paths.current_profile / "derived" / PROFILE_FILE if cfg.voice_match else None
+        return cls(model.path(settings.paths.models_dir, onnx), russian_voice=cfg.russian_voice, voice_profile=profile)
 
     def synthesize(self, text: str, language: str) -> Iterator[np.ndarray]:
         text = text.strip()
         if not text:
             return
         if language == "ru":
-            yield self._espeak(text)
+            yield self._match(self._espeak(text))
             return
         for chunk in self.voice.synthesize(text):  # one chunk per sentence piper finds
-            yield chunk.audio_float_array.astype(np.float32)
+            yield self._match(chunk.audio_float_array.astype(np.float32))
+
+    def _match(self, audio: np.ndarray) -> np.ndarray:
+        return self.matcher.apply(audio, self.sample_rate) if self.matcher is not None else audio
 
     def _espeak(self, text: str) -> np.ndarray:
         # Text goes on stdin, never on the command line: it is visitor-influenced.

@@ -81,6 +81,15 @@ class XttsTTS:
         if latents is not None:
             self.load_latents(latents)
 
+    @classmethod
+    def from_settings(cls, settings) -> XttsTTS:
+        from ..models import load_manifest
+
+        cfg = settings.config.tts
+        folder = load_manifest(settings.paths.manifest).get(cfg.model).path(settings.paths.models_dir)
+        latents = settings.paths.current_profile / "voice" / LATENTS_FILE  # written by provisioning
+        return cls(folder, device=cfg.device, latents=latents if latents.is_file() else None)
+
     # --- speaker latents (provisioning computes them once; the daemon only loads them)
     def compute_latents(self, wavs: Sequence[Path], out: Path | None = None) -> None:
         gpt_cond, spk = self.model.get_conditioning_latents(audio_path=[str(w) for w in wavs],
