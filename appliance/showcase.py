@@ -33,8 +33,11 @@ VISITOR_LEAD_S = 5.0  # the visitor lets the kiosk finish its greeting (talking 
 VISITOR_SCRIPT = (
     ("en", "Hello! What is your name?", 14.0),
     ("en", "What can you tell me about the Moon?", 16.0),
-    ("ru", "Привет! Как тебя зовут?", 10.0),
+    ("ru", "Здравствуйте!", 10.0),
 )
+# whisper base cannot follow espeak-ng's Russian, so the Russian visitor is a recorded human prompt
+# (Debian's asterisk-core-sounds-ru-wav) when it is installed: "Здравствуйте!"
+RU_RECORDED = {"Здравствуйте!": Path("/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU/hello.wav")}
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,14 @@ def make_visitor(settings: Settings, out: Path) -> Path:
     tts = PiperEspeakTTS.from_settings(settings)
     parts = [np.zeros(int(VISITOR_LEAD_S * 16000), np.float32)]
     for lang, text, pause in VISITOR_SCRIPT:
-        speech = np.concatenate(list(tts.synthesize(text, lang))).astype(np.float32)
-        rate = getattr(tts, "rate_for", lambda _lang: tts.sample_rate)(lang)
-        parts += [resample(speech, rate, 16000) * 0.8, np.zeros(int(pause * 16000), np.float32)]
+        recorded = RU_RECORDED.get(text)
+        if recorded is not None and recorded.is_file():
+            from .audio.wav import read_mono_16k
+            speech16k = read_mono_16k(recorded).astype(np.float32) / 32768.0
+        else:
+            speech16k = resample(np.concatenate(list(tts.synthesize(text, lang))).astype(np.float32),
+                                 tts.sample_rate, 16000) * 0.8
+        parts += [speech16k, np.zeros(int(pause * 16000), np.float32)]
     write_wav(out, np.concatenate(parts), 16000)
     return out
 
@@ -249,7 +257,7 @@ def run_demo(settings: Settings, args) -> int:
         elif ev.kind == "turn_done" and "metrics" in ev.data:
             m = ev.data["metrics"]
             tta = getattr(m, "ttfa_s", None)
-            if tta is not None:
+            if tta and getattr(m, "outcome", "replied") != "no_reply":
                 print(f"    time to first audio after the visitor stopped: {tta:.2f} s")
     out_wav = settings.paths.cache_dir / "demo-kiosk-audio.wav"
     write_wav(out_wav, speaker.recording(), speaker.rate)
