@@ -309,3 +309,28 @@ def test_debug_capture_writes_the_utterance_only_when_enabled(settings, question
     assert len(wavs) == 1
     from appliance.audio.wav import read_mono_16k
     assert abs(len(read_mono_16k(wavs[0])) - len(question)) < 0.5 * 16000
+
+
+def test_stopping_mid_reply_abandons_the_turn_instead_of_hanging(settings, question):
+    """`run --exit-after` / SIGTERM while the kiosk speaks: the run returns, the speaker is silent.
+    (A recording speaker's clock only moves with microphone frames: waiting for the reply to play
+    out after the microphone stopped would never end.)"""
+    import asyncio
+
+    from appliance.audio.mic import WavFileMic
+    from appliance.audio.speaker import RecordingSpeaker
+    from appliance.conversation.orchestrator import run_conversation
+
+    audio = np.concatenate([question, silence(20.0)])
+    eng = Engines(stt=FakeSTT("tell me about space"), llm=FakeLLM(LONG_REPLY), tts=FakeTTS(seconds_per_char=0.06))
+    speaker = RecordingSpeaker(22050)
+    stop_at = len(question) / 16000 + 2.5  # the long reply (~9 s of audio) is still playing then
+
+    async def go():
+        return await asyncio.wait_for(run_conversation(settings, WavFileMic(samples=audio), speaker,
+                                                       kiosk_helpers.demo_persona(), engines=eng,
+                                                       stop_after_audio_s=stop_at), timeout=60)
+    events = asyncio.run(go())
+    assert any(e.kind == "audio" for e in events)  # it had started speaking
+    assert not speaker.busy  # nothing left queued to play
+    assert len(speaker.recording()) / 22050 <= stop_at + 0.5

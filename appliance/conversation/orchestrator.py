@@ -322,17 +322,28 @@ class Conversation:
         assert self.mic is not None
         await self.prepare()
         self.mic.pace = self._pace
+        cut_short = False
         try:
             async for chunk in self.mic.frames():
                 if self._stopped:
+                    cut_short = True
                     break
                 self._on_frame(chunk.samples, chunk.t)
                 if stop_after_audio_s is not None and self._t_audio >= stop_after_audio_s:
+                    cut_short = True
                     break
                 if getattr(self.mic, "finished", False) and not self.turn_active and not self.speaker.busy \
                         and not self.endpointer.in_speech:
                     break
-            if self.turn_active:
+            if self.turn_active and cut_short:
+                # Stopped (SIGTERM, --exit-after): abandon the turn cleanly. Waiting for it would hang
+                # with a recording speaker, whose clock only moves with the microphone frames.
+                self.speaker.flush()
+                if self._cancel is not None:
+                    self._cancel.set()
+                self._turn_task.cancel()
+                await asyncio.wait({self._turn_task})
+            elif self.turn_active:
                 await asyncio.wait({self._turn_task})
         finally:
             self.mic.stop()
