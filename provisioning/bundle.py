@@ -15,13 +15,14 @@ signed manifest vouches for the whole bundle.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from appliance.models import sha256_file
 
 MANIFEST = "manifest.toml"
 SIGNATURE = "manifest.toml.sig"
@@ -37,14 +38,6 @@ class Entry:
     path: str
     size: int
     sha256: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _toml_str(s: str) -> str:
@@ -84,7 +77,7 @@ def scan(folder: Path) -> list[Entry]:
             rel = p.relative_to(folder).as_posix()
             if rel in (MANIFEST, SIGNATURE) or name.startswith("."):
                 continue
-            entries.append(Entry(rel, p.stat().st_size, _sha256(p)))
+            entries.append(Entry(rel, p.stat().st_size, sha256_file(p)))
     return entries
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance import logs
+from appliance.models import sha256_file
 from appliance.paths import Paths
 
 log = logging.getLogger("avatar-kiosk.profiles")
@@ -94,12 +94,6 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- the lock
