@@ -130,3 +130,15 @@ def test_box_setup_check_names_what_install_sh_would_fix(settings, tmp_path):
         pwd.getpwnam("avatar")
     except KeyError:
         assert ok is False and "no user avatar" in detail and "no display server" in detail
+
+
+def test_doctor_warns_when_a_production_engine_falls_back(settings):
+    from appliance import config as config_mod
+    from appliance import paths as paths_mod
+    from appliance.daemon.doctor import check_engines
+
+    name, ok, detail, _fix = check_engines(settings, None)
+    assert (name, ok) == ("engines", True) and "llm smollm2-135m" in detail
+    cfg = config_mod.replace(settings.config, "tts", engine="xtts")
+    name, ok, detail, _fix = check_engines(paths_mod.Settings(cfg, settings.paths), None)
+    assert ok is None and detail.startswith("warning: tts: xtts") and "using piper-espeak" in detail

@@ -155,6 +155,22 @@ def check_gpu(settings: Any, m: Machine) -> Check:
     return ("gpu", True, detail + (f"; configured models need ~{need} MiB" if need else ""), "")
 
 
+def check_engines(settings: Any, m: Machine) -> Check:
+    """Which engines will really run: a production engine without its weights (or without a GPU)
+    falls back to the embedded default — a warning, not a failure: the kiosk still talks."""
+    from ..engines.select import resolve, vram_plan
+
+    manifest = models_mod.load_manifest(settings.paths.manifest)
+    cfg, fallbacks = resolve(settings.config, manifest, settings.paths.models_dir)
+    plan = vram_plan(cfg, manifest)
+    running = f"stt {cfg.stt.model}/{cfg.stt.device}, llm {cfg.llm.model}, tts {cfg.tts.engine}, face {cfg.face.engine}"
+    if plan.items and not plan.fits:
+        return ("engines", False, f"{running}; {plan.describe()}", "use smaller models or a shorter llm.n_ctx")
+    if fallbacks:
+        return ("engines", None, "warning: " + "; ".join(f.describe() for f in fallbacks) + f" — running {running}", "")
+    return ("engines", True, running + (f"; {plan.describe()}" if plan.items else ""), "")
+
+
 def check_cuda(settings: Any, m: Machine) -> Check:
     found = ctypes.util.find_library("cudart")
     if not found:
@@ -308,7 +324,7 @@ def run_checks(settings: Any, m: Machine | None = None, *, quick: bool = False) 
         checks += check_models(settings, m, full=not quick)
     except Exception as e:
         checks.append(("models", False, f"check crashed: {e.__class__.__name__}: {e}", "report this"))
-    for fn in (check_profile, check_disk, check_clock):
+    for fn in (check_engines, check_profile, check_disk, check_clock):
         checks.append(_safe(fn, settings, m))
     if settings.paths.mode == "box":
         checks.append(_safe(check_box_setup, settings, m))
