@@ -35,7 +35,7 @@ class EchoGuard:
     FIT_S = 0.12  # microphone audio over which the echo's lag and gain are fitted
 
     def __init__(self, max_delay_s: float = 0.35, history_s: float = 3.0, residual_ratio: float = 0.35,
-                 tail_s: float = 0.4, margin: float = 1.3, initial_echo_gain: float = 1.0) -> None:
+                 tail_s: float = 0.4, margin: float = 1.6, initial_echo_gain: float = 1.0) -> None:
         self.max_delay = int(max_delay_s * MIC_RATE)
         self.residual_ratio = residual_ratio
         self.tail = int(tail_s * MIC_RATE)
