@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def make_visitor(settings: Settings, out: Path) -> Path:
     """A visitor who asks a few questions, as a 16 kHz WAV: piper (English) and espeak-ng (Russian)
     speech with pauses long enough for the kiosk to answer."""
     from .audio.resample import resample
-    from .audio.wav import write_wav
+    from .audio.wav import read_mono_16k, write_wav
     from .engines.tts_piper import PiperEspeakTTS
 
     tts = PiperEspeakTTS.from_settings(settings)
@@ -80,7 +81,6 @@ def make_visitor(settings: Settings, out: Path) -> Path:
     for lang, text, pause in VISITOR_SCRIPT:
         recorded = RU_RECORDED.get(text)
         if recorded is not None and recorded.is_file():
-            from .audio.wav import read_mono_16k
             speech16k = read_mono_16k(recorded).astype(np.float32) / 32768.0
         else:
             speech16k = resample(np.concatenate(list(tts.synthesize(text, lang))).astype(np.float32),
@@ -106,9 +106,11 @@ class Showcase:
         self.record = record
         self.model = ScreenModel(state=KioskState.IDLE, hint="Say hello! · Скажите «привет»!")
         self.conv = None
-        self.events: list[TurnEvent] = []
+        # Bounded: the daemon runs for months. Audio events are not kept (their samples went to the
+        # mouth tracker, which forgets old audio by itself).
+        self.events: deque[TurnEvent] = deque(maxlen=2000)
         self.frames = 0
-        self.frame_ms: list[float] = []
+        self.frame_ms: deque[float] = deque(maxlen=20_000)  # ~13 min at 25 fps: the demo's whole run
         self._done = asyncio.Event()
 
     # -- events from the conversation (on the loop thread)
@@ -119,7 +121,8 @@ class Showcase:
             return
         if not isinstance(item, TurnEvent):
             return
-        self.events.append(item)
+        if item.kind != "audio":
+            self.events.append(item)
         if item.kind == "audio":
             chunk, start_s, rate = item.data["chunk"], item.data["start_s"], item.data["rate"]
             samples = chunk.samples
@@ -368,7 +371,7 @@ class KioskApp:
                 for name in ("eos_s", "stt_s", "llm_first_token_s", "llm_first_sentence_s", "tts_first_chunk_s",
                              "ttfa_s"):
                     stage.setdefault(name.removesuffix("_s"), []).append(getattr(m, name) * 1000)
-        recent = self.show.frame_ms[-250:]
+        recent = list(self.show.frame_ms)[-250:]
         return {"profile": self.show.profile.folder.name, "turns": sum(1 for e in self.show.events
                                                                         if e.kind == "turn_done"),
                 "render_ms_p50": sorted(recent)[len(recent) // 2] if recent else None, "stage_ms": stage}

@@ -211,16 +211,13 @@ def match_voice(settings: Settings, ref16k: np.ndarray, bandwidth_rate: int, der
     cfg = settings.config.tts
     if cfg.engine != "piper-espeak" or not cfg.voice_match:
         return f"voice matching: not used (tts.engine = {cfg.engine}, voice_match = {cfg.voice_match})"
-    from piper import PiperVoice
-
-    from appliance import models as models_mod
     from appliance.voice.embedding import SpeakerEmbedder
     from appliance.voice.match import PROFILE_FILE, fit
 
-    manifest = models_mod.load_manifest(settings.paths.manifest)
-    voice = manifest.get(cfg.english_voice)
-    onnx = next(f.name for f in voice.files if f.name.endswith(".onnx"))
-    piper = PiperVoice.load(str(voice.path(settings.paths.models_dir, onnx)))
+    # The stock piper voice of the TTS engine the greeting step uses too (loaded once per process).
+    piper = getattr(engine("tts", settings), "voice", None)
+    if piper is None:
+        return "voice matching: not done — the speech engine is not available here"
 
     def synth(text: str) -> tuple[np.ndarray, int]:
         return np.concatenate([c.audio_float_array for c in piper.synthesize(text)]), piper.config.sample_rate

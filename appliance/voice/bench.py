@@ -44,12 +44,12 @@ def voice_folder(settings) -> Path:
 
 
 def run(settings, args) -> int:
-    from piper import PiperVoice
+    from ..engines.tts_piper import PiperEspeakTTS
 
     manifest = models_mod.load_manifest(settings.paths.manifest)
-    md = settings.paths.models_dir
-    embedder = SpeakerEmbedder(manifest.get("voicefilter-embedder").path(md, "embedder.int8.onnx"))
-    voice = PiperVoice.load(str(manifest.get(settings.config.tts.english_voice).path(md, "en_US-joe-medium.onnx")))
+    embedder = SpeakerEmbedder(manifest.get("voicefilter-embedder").path(settings.paths.models_dir,
+                                                                        "embedder.int8.onnx"))
+    voice = PiperEspeakTTS.from_settings(settings).voice  # the stock voice, before any matching
 
     def synth(text: str) -> tuple[np.ndarray, int]:
         return np.concatenate([c.audio_float_array for c in voice.synthesize(text)]), voice.config.sample_rate
