@@ -103,6 +103,7 @@ class Engines:
     tts: object
     silero: SileroCheck | None = None
     wake: object | None = None  # MicroWakeWordDetector in 'wake' mode
+    config: object | None = None  # the config after fallbacks (engines.select.resolve): what really runs
 
 
 def _make(role: str, name: str, settings):
@@ -133,7 +134,7 @@ def load_engines(settings, *, stt: bool = True, llm: bool = True, tts: bool = Tr
         stt=_make("stt", cfg.stt.engine, settings) if stt else None,
         llm=_make("llm", cfg.llm.engine, settings) if llm else None,
         tts=_make("tts", cfg.tts.engine, settings) if tts else None,
-        silero=silero, wake=wake,
+        silero=silero, wake=wake, config=cfg,
     )
 
 
@@ -212,6 +213,8 @@ class Conversation:
         self.prefix = prompt.prefix(persona)
         self.history = History(cfg.llm.history_turns, cfg.session.visitor_gone_s)
         self.gate = WakeGate(persona.wake_mode or cfg.wake.mode, cfg.wake.followup_s, persona.all_names)
+        if hasattr(engines.stt, "set_names"):  # the gate listens for the names: help STT hear them
+            engines.stt.set_names(persona.all_names)
         self.endpointer = Endpointer(cfg.vad)
         self.classifier = FrameClassifier(cfg.vad.aggressiveness)
         self.guard = echo_guard or EchoGuard()

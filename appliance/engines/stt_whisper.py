@@ -33,6 +33,9 @@ class WhisperSTT:
                                   cpu_threads=threads, num_workers=1)
         self.beam_size = beam_size
         self.fixed_language = None if language == "auto" else language
+        # The persona's names as decoding hints, per language: whisper base hears "I'm Anna" as
+        # "Amanda" otherwise, and the wake gate and the self-test listen for exactly those names.
+        self.hotwords: dict[str, str] = {}
         # Language detection and decoding both need the encoder's output for the same 30 s window;
         # faster-whisper would compute it twice (~0.3 s each on 2 cores). We run the encoder once
         # and hand the result to the decoder's first encode call.
@@ -53,6 +56,12 @@ class WhisperSTT:
         folder = load_manifest(settings.paths.manifest).get(cfg.model).path(settings.paths.models_dir)
         return cls(folder, device=cfg.device, compute_type=cfg.compute_type, threads=cfg.threads,
                    beam_size=cfg.beam_size, language=cfg.language)
+
+    def set_names(self, names: Sequence[str]) -> None:
+        """Hint the persona's names to the decoder: Cyrillic ones for Russian, the others for English."""
+        cyr = [n for n in names if re.search(r"[а-яё]", n, re.IGNORECASE)]
+        lat = [n for n in names if n not in cyr]
+        self.hotwords = {lang: ", ".join(ns) for lang, ns in (("ru", cyr), ("en", lat)) if ns}
 
     def warm(self) -> None:
         """One throw-away decode: CTranslate2's first call is several times slower than the rest."""
@@ -91,7 +100,7 @@ class WhisperSTT:
         segments, _info = self.model.transcribe(
             audio, language=language, beam_size=self.beam_size, vad_filter=False,
             condition_on_previous_text=False, without_timestamps=True, temperature=0.0,
-            max_new_tokens=max_new)
+            max_new_tokens=max_new, hotwords=self.hotwords.get(language))
         texts, weights, logprob_sum = [], 0, 0.0
         for seg in segments:  # the generator runs the decoder: consume it here, in the worker thread
             if seg.no_speech_prob > 0.8 and seg.avg_logprob < -0.7:
