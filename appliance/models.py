@@ -16,6 +16,7 @@ half-written file under a final name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -43,6 +44,13 @@ class ModelFile:
     parts: tuple[str, ...] = ()   # package-relative paths, concatenated in order
     in_package: str = ""          # package-relative path the library loads itself
     url: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the manifest pins this file's sha256. An unpinned file (a model whose publisher
+        gives no checksum) is accepted only with a *site pin*: the sha256 recorded next to it when it
+        was installed from a checked bundle (``<file>.sha256``, see :func:`pin_file`)."""
+        return bool(self.sha256) and self.sha256 != "unknown"
 
     def package_path(self, rel: str) -> Path:
         """Resolve ``module/rest/of/path`` against the installed package ``module``."""
@@ -146,7 +154,7 @@ class FileStatus:
     model: Model
     file: ModelFile
     path: Path
-    state: str  # "ok", "missing", "size", "sha256"
+    state: str  # "ok", "missing", "size", "sha256", "unpinned"
     actual: str = ""
 
     @property
@@ -158,6 +166,9 @@ class FileStatus:
             return f"ok       {self.model.id}/{self.file.name}"
         if self.state == "missing":
             return f"MISSING  {self.model.id}/{self.file.name}: no file at {self.path}"
+        if self.state == "unpinned":
+            return (f"UNPINNED {self.model.id}/{self.file.name}: {self.path} has no recorded sha256 (the manifest "
+                    "pins none) — install it from a USB bundle, which checks and records it")
         if self.state == "size":
             return (f"BAD      {self.model.id}/{self.file.name}: {self.path} is {self.actual} bytes, "
                     f"expected {self.file.size}")
@@ -172,6 +183,8 @@ def check_file(model: Model, f: ModelFile, models_dir: Path, *, full: bool = Tru
         return FileStatus(model, f, Path(f.in_package), "missing")
     if not path.is_file():
         return FileStatus(model, f, path, "missing")
+    if not f.pinned:
+        return _check_site_pinned(model, f, path, full)
     size = path.stat().st_size
     if size != f.size:
         return FileStatus(model, f, path, "size", str(size))
@@ -179,6 +192,32 @@ def check_file(model: Model, f: ModelFile, models_dir: Path, *, full: bool = Tru
         digest = sha256_file(path)
         if digest != f.sha256:
             return FileStatus(model, f, path, "sha256", digest)
+    return FileStatus(model, f, path, "ok")
+
+
+PIN_SUFFIX = ".sha256"
+
+
+def pin_path(path: Path) -> Path:
+    return path.with_name(path.name + PIN_SUFFIX)
+
+
+def pin_file(path: Path, digest: str) -> None:
+    """Record the sha256 a checked install saw for an unpinned model file (atomic)."""
+    tmp = path.with_name(f".{path.name}{PIN_SUFFIX}.partial")
+    tmp.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+    os.replace(tmp, pin_path(path))
+
+
+def _check_site_pinned(model: Model, f: ModelFile, path: Path, full: bool) -> FileStatus:
+    try:
+        digest = pin_path(path).read_text(encoding="utf-8").split()[0]
+    except (OSError, IndexError):
+        return FileStatus(model, f, path, "unpinned")
+    if full:
+        actual = sha256_file(path)
+        if actual != digest:
+            return FileStatus(model, dataclasses.replace(f, sha256=digest), path, "sha256", actual)
     return FileStatus(model, f, path, "ok")
 
 
@@ -305,14 +344,22 @@ def fetch(model: Model, models_dir: Path, *, progress: ProgressFn | None = None)
     return done
 
 
-def copy_verified(src: Path, model: Model, f: ModelFile, models_dir: Path) -> None:
-    """Copy a file brought on a USB stick into the models folder, verified and atomically."""
+def copy_verified(src: Path, model: Model, f: ModelFile, models_dir: Path, site_sha256: str = "") -> None:
+    """Copy a file brought on a USB stick into the models folder, verified and atomically.
+
+    ``site_sha256``: for a file the manifest does not pin, the sha256 the bundle's own checksum list
+    gave it (checked by provisioning's verify step); it is recorded as the file's site pin."""
     folder = model.folder(models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{f.name}.partial"
     shutil.copyfile(src, tmp)
     digest = sha256_file(tmp)
-    if digest != f.sha256:
+    expected = f.sha256 if f.pinned else site_sha256
+    if digest != expected:
         tmp.unlink()
-        raise ModelError(f"{model.id}/{f.name}: file has sha256 {digest}, expected {f.sha256}")
+        raise ModelError(f"{model.id}/{f.name}: file has sha256 {digest}, expected {expected}")
+    if not f.pinned:  # drop the old pin first: a crash in between leaves an unpinned file, never a wrong pin
+        pin_path(folder / f.name).unlink(missing_ok=True)
     _atomic_publish(tmp, folder / f.name)
+    if not f.pinned:
+        pin_file(folder / f.name, digest)

@@ -83,10 +83,18 @@ def check_stick_models(settings: Settings, models: tuple[tuple[str, str, Path], 
             raise ProvisionError("model-unknown", f"{rel} is not a file of model {model_id} — "
                                  "remove it from the bundle", step="validate")
         known = (verified_sha256 or {}).get(rel)
+        if not f.pinned:
+            # The manifest pins no checksum for this model (its publisher gives none): the bundle's own
+            # checksum list, which the verify step checked the file against, becomes the site pin.
+            if not known:
+                raise ProvisionError("model-bad", f"{rel} has no checksum in the bundle's manifest — build the "
+                                     "bundle with `avatar-kiosk bundle build`", step="validate")
+            out.append((m, f, src, known))
+            continue
         if src.stat().st_size != f.size or (known or models_mod.sha256_file(src)) != f.sha256:
             raise ProvisionError("model-bad", f"{rel} on the stick is not the expected file (wrong version or "
                                  "damaged) — download it again", step="validate")
-        out.append((m, f, src))
+        out.append((m, f, src, f.sha256))
     return out
 
 
@@ -95,12 +103,15 @@ def install_stick_models(settings: Settings, checked: list) -> list[str]:
     from appliance import models as models_mod
 
     notes = []
-    for m, f, src in checked:
-        if models_mod.check_file(m, f, settings.paths.models_dir, full=False).ok:
+    for m, f, src, digest in checked:
+        st = models_mod.check_file(m, f, settings.paths.models_dir, full=False)
+        if st.ok and (f.pinned or models_mod.pin_path(st.path).read_text(encoding="utf-8").split()[0] == digest):
             notes.append(f"model file {m.id}/{f.name} already installed")
             continue
-        models_mod.copy_verified(src, m, f, settings.paths.models_dir)
-        notes.append(f"installed model file {m.id}/{f.name}")
+        models_mod.copy_verified(src, m, f, settings.paths.models_dir, site_sha256=digest)
+        notes.append(f"installed model file {m.id}/{f.name}"
+                     + ("" if f.pinned else f" (no published checksum: sha256 {digest[:12]}… recorded as this "
+                                            "site's pin)"))
     return notes
 
 

@@ -485,3 +485,56 @@ def test_litter_from_other_computers_is_ignored(kiosk, good_src, tmp_path, monke
     os.symlink("/etc/shadow", b / ".hidden-link")
     r = pipeline.provision(settings, b)
     assert r.ok, r.message
+
+
+def test_unpinned_lipsync_weights_get_a_site_pin_from_the_bundle(kiosk, good_src, models_dir, tmp_path, monkeypatch):
+    """The Wav2Lip ONNX has no published checksum (manifest sha256 "unknown"): the bundle's signed
+    checksum list vouches for it, the kiosk records that as the site pin and checks against it."""
+    from lipsync_tiny import tiny_wav2lip
+
+    from appliance import models as models_mod
+    from appliance.engines.select import resolve
+
+    settings, _ = kiosk
+    own = tmp_path / "models"
+    own.mkdir()
+    manifest = models_mod.load_manifest(settings.paths.manifest)
+    for m in manifest.for_tier("embedded"):
+        if m.folder(models_dir).exists():
+            (own / m.id).symlink_to(m.folder(models_dir), target_is_directory=True)
+    s2 = Settings(config_mod.replace(settings.config, "face", engine="neural-lipsync"),
+                  dataclasses.replace(settings.paths, models_dir=own))
+    m = manifest.get("lipsync-wav2lip-onnx")
+    f = m.files[0]
+    assert not f.pinned
+    _cfg, fallbacks = resolve(s2.config, manifest, own, gpu=False)
+    assert "is missing — bring it on a USB bundle" in next(fb.reason for fb in fallbacks if fb.role == "face")
+
+    monkeypatch.setenv(STUB, "1")
+    src = copy_src(good_src, tmp_path / "src")
+    (src / "models" / m.id).mkdir(parents=True)
+    tiny_wav2lip(src / "models" / m.id / f.name)
+    r = pipeline.provision(s2, build(src, tmp_path / "stick"))
+    assert r.ok, r.message
+    assert any("recorded as this site's pin" in n for n in r.notes), r.notes
+    installed = m.folder(own) / f.name
+    assert models_mod.pin_path(installed).read_text().split()[0] == models_mod.sha256_file(installed)
+    assert models_mod.check_file(m, f, own).ok
+    cfg, fallbacks = resolve(s2.config, manifest, own, gpu=False)
+    assert cfg.face.engine == "neural-lipsync" and "face" not in {fb.role for fb in fallbacks}
+
+    # damaged on disk: the full check (doctor, models verify) names it
+    data = bytearray(installed.read_bytes())
+    data[-1] ^= 0xFF
+    installed.write_bytes(bytes(data))
+    st = models_mod.check_file(m, f, own)
+    assert st.state == "sha256" and "expected" in st.describe()
+
+    # a new bundle with another export replaces the file and its pin
+    tiny_wav2lip(src / "models" / m.id / f.name)
+    with open(src / "models" / m.id / f.name, "ab") as fh:
+        fh.write(b"\0")  # a different file (trailing bytes; still the same model for this check)
+    r = pipeline.provision(s2, build(src, tmp_path / "stick2"))
+    assert r.ok, r.message
+    assert any(f"installed model file {m.id}/{f.name}" in n for n in r.notes), r.notes
+    assert models_mod.check_file(m, f, own).ok

@@ -45,6 +45,10 @@ def _missing(manifest: Manifest, model_id: str, models_dir: Path) -> str:
         return str(e)
     for f in model.files:
         st = check_file(model, f, models_dir, full=False)
+        if not f.pinned and st.state in ("unpinned", "missing"):
+            what = "has no recorded checksum" if st.state == "unpinned" else "is missing"
+            return f"{f.name} {what} — bring it on a USB bundle, which checks and records its checksum " \
+                   "(no checksum is published for it, so it is never downloaded)"
         if not st.ok:
             return f"{f.name} {'is missing' if st.state == 'missing' else 'has the wrong size'} — " \
                    f"run `avatar-kiosk models fetch {model.role}` or bring it on the USB stick"
