@@ -90,6 +90,23 @@ def make_visitor(settings: Settings, out: Path) -> Path:
     return out
 
 
+def neural_face(settings: Settings, resolved, rig, base):
+    """The neural lip-sync around the mesh-warp animator (which keeps blinks, sway and breathing),
+    warmed with one frame so the first word does not pay for the session's set-up."""
+    from .engines.lipsync_onnx import NeuralLipsync, NeuralLipsyncAnimator, face_box
+
+    lipsync = NeuralLipsync.from_settings(Settings(resolved, settings.paths))
+    animator = NeuralLipsyncAnimator(base, lipsync, face_box(rig))
+    from .messages import MouthPose
+
+    lipsync.set_speech(np.full(1600, 0.01, np.float32), 0.0)
+    animator.frame(0.05, MouthPose())
+    lipsync.clear()
+    log.info("face: neural lip-sync (%s, %s), face box %s", resolved.face.lipsync_model,
+             "+".join(lipsync.model.providers), animator.face_box)
+    return animator
+
+
 def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or \
         os.environ.get("SDL_VIDEODRIVER") not in (None, "", "dummy", "offscreen")
@@ -106,6 +123,7 @@ class Showcase:
         self.record = record
         self.model = ScreenModel(state=KioskState.IDLE, hint="Say hello! · Скажите «привет»!")
         self.conv = None
+        self.lipsync = None  # the neural lip-sync animator, when face.engine = "neural-lipsync" runs
         # Bounded: the daemon runs for months. Audio events are not kept (their samples went to the
         # mouth tracker, which forgets old audio by itself).
         self.events: deque[TurnEvent] = deque(maxlen=2000)
@@ -130,8 +148,13 @@ class Showcase:
                 from .audio.resample import resample
                 samples = resample(samples, rate, self.speaker.rate)
             self.tracker.add(samples.astype(np.float32), int(round(start_s * self.speaker.rate)))
+            if self.lipsync is not None:
+                from .audio.resample import resample
+                self.lipsync.add_audio(resample(chunk.samples.astype(np.float32), rate, 16000), start_s)
         elif item.kind == "barge_in":
             self.tracker.clear(int(round(item.data.get("stopped_at_s", 0.0) * self.speaker.rate)))
+            if self.lipsync is not None:
+                self.lipsync.clear(item.data.get("stopped_at_s", 0.0))
 
     async def start(self) -> None:
         from .conversation.orchestrator import Conversation, load_engines
@@ -153,6 +176,9 @@ class Showcase:
         self.animator = MeshWarpAnimator(rig, size=cfg.face.size)
         self.tracker = MouthTracker(self.speaker.rate, fps=cfg.face.fps)
         engines = await loop.run_in_executor(None, load_engines, self.settings)
+        if engines.config is not None and engines.config.face.engine == "neural-lipsync":
+            self.animator = self.lipsync = await loop.run_in_executor(None, neural_face, self.settings,
+                                                                      engines.config, rig, self.animator)
         self.store = TurnStore(self.settings.paths.db_path, cfg.privacy)
         self.conv = Conversation(self.settings, self.profile.persona, engines, self.mic, self.speaker,
                                  on_event=self.on_event, store=self.store)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from lipsync_tiny import tiny_wav2lip
 from onnx import TensorProto, helper
 
 from appliance.engines.lipsync_onnx import (
@@ -17,35 +18,6 @@ from appliance.engines.lipsync_onnx import (
     NeuralLipsyncAnimator,
 )
 from appliance.messages import MouthPose
-
-
-def tiny_wav2lip(path):
-    """out = clip(face + 0.2 * mean(mel), 0, 1) on the unmasked half of `target`: depends on both inputs."""
-    nodes = [
-        helper.make_node("Slice", ["target", "starts", "ends", "axes"], ["face"]),
-        helper.make_node("ReduceMean", ["source"], ["m"], keepdims=1),
-        helper.make_node("Mul", ["m", "k"], ["mk"]),
-        helper.make_node("Add", ["face", "mk"], ["raw"]),
-        helper.make_node("Clip", ["raw", "lo", "hi"], ["out"]),
-    ]
-    inits = [
-        helper.make_tensor("starts", TensorProto.INT64, [1], [3]),
-        helper.make_tensor("ends", TensorProto.INT64, [1], [6]),
-        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("k", TensorProto.FLOAT, [], [0.2]),
-        helper.make_tensor("lo", TensorProto.FLOAT, [], [0.0]),
-        helper.make_tensor("hi", TensorProto.FLOAT, [], [1.0]),
-    ]
-    graph = helper.make_graph(
-        nodes, "tiny_wav2lip",
-        [helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 1, 80, 16]),
-         helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 6, 96, 96])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 96, 96])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
 
 
 class StillFace:
@@ -100,3 +72,34 @@ def test_mouth_is_repainted_only_in_the_lower_face_while_speaking(tmp_path):
     assert xs.min() >= x0 and xs.max() < x1 and ys.max() < y1
     assert ys.min() >= y0 + 0.4 * (y1 - y0)  # eyes and nose stay as the animator made them
     assert np.array_equal(anim.frame(12.0, MouthPose()), still)  # after the utterance: untouched
+
+
+def test_streamed_chunks_give_the_models_mel_window(tmp_path):
+    """Reply audio arrives in chunks while the TTS still writes the sentence: the per-frame mel cut
+    from the streaming buffer is the one MelTrack computes from the finished utterance."""
+    lip = NeuralLipsync(LipsyncModel(tiny_wav2lip(tmp_path / "m.onnx"), device="cpu"))
+    audio = _speech(1.2)
+    whole = MelTrack(audio)
+    t0 = 5.0
+    for k in range(0, len(audio), 4000):  # 0.25 s chunks, back to back
+        lip.add_audio(audio[k:k + 4000], t0 + k / 16000)
+    for rel in (0.25, 0.5, 0.8):
+        got, want = lip.mel_chunk(t0 + rel)[0, 0], whole.chunk_at(rel)[0, 0]
+        assert got.shape == want.shape == (80, CHUNK)
+        assert np.abs(got - want)[:, 1:].max() < 0.05  # the first column differs by pre-emphasis' start only
+    assert np.all(lip.mel_chunk(t0 - 1.0) == -4.0)  # before the reply: silence
+    # chunk seams are not silences: the painted mouth stays fully on across them
+    assert lip.speech.speaking(t0 + 0.25) == 1.0 and lip.speech.speaking(t0 + 0.5) == 1.0
+    assert 0 < lip.speech.speaking(t0 + 0.001) < 1.0  # it fades in at the start
+
+
+def test_barge_in_stops_the_painted_mouth_where_playback_stopped(tmp_path):
+    lip = NeuralLipsync(LipsyncModel(tiny_wav2lip(tmp_path / "m.onnx"), device="cpu"))
+    lip.add_audio(_speech(2.0), 1.0)
+    assert lip.speech.speaking(2.5) == 1.0
+    lip.clear(after_s=2.0)  # the visitor spoke over the kiosk at t = 2.0
+    assert lip.speech.speaking(1.9) > 0 and lip.speech.speaking(2.5) == 0.0
+    frame = StillFace().img
+    assert np.array_equal(lip.apply(frame, (64, 48, 192, 176), 2.5), frame)
+    lip.clear()
+    assert lip.speech.segments == [] and lip.speech.speaking(1.5) == 0.0

@@ -96,6 +96,73 @@ def _feather_mask(h: int, w: int) -> np.ndarray:
     return (vert * horiz).astype(np.float32)[..., None]
 
 
+class SpeechBuffer:
+    """The reply audio on the speaker's timeline (16 kHz), as it streams in sentence by sentence.
+
+    The face must move with the first chunk while the TTS still writes the rest, so the model's
+    mel window is cut from this buffer per frame instead of from a finished utterance. Old audio
+    is forgotten (the kiosk runs for months)."""
+
+    KEEP_S = 20.0
+
+    def __init__(self) -> None:
+        self.segments: list[tuple[float, np.ndarray]] = []  # (start_s, samples), in time order
+        self.peak = 0.0
+
+    def add(self, samples16k: np.ndarray, start_s: float) -> None:
+        a = np.asarray(samples16k, dtype=np.float32).reshape(-1)
+        if not len(a):
+            return
+        if not self.segments or start_s - self.end_s > 1.0:
+            self.peak = 0.0  # a new utterance: the level is measured afresh
+        self.peak = max(self.peak, float(np.max(np.abs(a))))
+        self.segments.append((float(start_s), a))
+        horizon = start_s - self.KEEP_S
+        self.segments = [seg for seg in self.segments if seg[0] + len(seg[1]) / SR > horizon]
+
+    @property
+    def end_s(self) -> float:
+        return max((s + len(a) / SR for s, a in self.segments), default=0.0)
+
+    def clear(self, after_s: float | None = None) -> None:
+        """Forget everything (``None``), or what was to play after ``after_s`` (a barge-in)."""
+        if after_s is None:
+            self.segments = []
+            return
+        kept = []
+        for s, a in self.segments:
+            if s < after_s:
+                kept.append((s, a[: max(0, int(round((after_s - s) * SR)))]))
+        self.segments = [(s, a) for s, a in kept if len(a)]
+
+    def speaking(self, t: float) -> float:
+        """How far into speech ``t`` is: 0 outside the audio, ramping to 1 within 80 ms of its edges
+        (the painted mouth fades in and out instead of popping). Chunks that follow each other
+        (one sentence streamed in pieces, the next sentence right after) count as one run."""
+        runs: list[list[float]] = []
+        for s, a in sorted(self.segments, key=lambda seg: seg[0]):
+            e = s + len(a) / SR
+            if runs and s - runs[-1][1] <= 0.25:
+                runs[-1][1] = max(runs[-1][1], e)
+            else:
+                runs.append([s, e])
+        for s, e in runs:
+            if s <= t <= e:
+                return float(min(1.0, (t - s) / 0.08 + 0.25, (e - t) / 0.08 + 0.25))
+        return 0.0
+
+    def window(self, start_s: float, n: int) -> np.ndarray:
+        """``n`` samples from ``start_s`` on (silence where nothing was said), peak-normalised."""
+        out = np.zeros(n, dtype=np.float32)
+        i0 = int(round(start_s * SR))
+        for s, a in self.segments:
+            j0 = int(round(s * SR))
+            lo, hi = max(i0, j0), min(i0 + n, j0 + len(a))
+            if hi > lo:
+                out[lo - i0:hi - i0] = a[lo - j0:hi - j0]
+        return out / self.peak if self.peak > 0 else out
+
+
 class NeuralLipsync:
     """Paints the mouth of ``frame_rgb`` inside ``box`` (x0, y0, x1, y1) for audio time ``t``."""
 
@@ -104,34 +171,69 @@ class NeuralLipsync:
 
         self.cv2 = cv2
         self.model = model
-        self.track: MelTrack | None = None
-        self.track_t0 = 0.0
+        self.speech = SpeechBuffer()
         self.filters = _mel_filters()
 
-    def set_speech(self, audio16k: np.ndarray, t0: float) -> None:
-        """The utterance being spoken, starting at audio-clock time ``t0``."""
-        self.track = MelTrack(audio16k, self.filters)
-        self.track_t0 = t0
+    @classmethod
+    def from_settings(cls, settings) -> NeuralLipsync:
+        from ..models import load_manifest
 
-    def clear(self) -> None:
-        self.track = None
+        model = load_manifest(settings.paths.manifest).get(settings.config.face.lipsync_model)
+        onnx = next(f.name for f in model.files if f.name.endswith(".onnx"))
+        return cls(LipsyncModel(model.path(settings.paths.models_dir, onnx), device="cuda"))
+
+    def add_audio(self, samples16k: np.ndarray, start_s: float) -> None:
+        """A chunk of reply audio that starts playing at speaker-clock time ``start_s``."""
+        self.speech.add(samples16k, start_s)
+
+    def set_speech(self, audio16k: np.ndarray, t0: float) -> None:
+        """A whole utterance, starting at audio-clock time ``t0``."""
+        self.speech.clear()
+        self.speech.add(audio16k, t0)
+
+    def clear(self, after_s: float | None = None) -> None:
+        self.speech.clear(after_s)
+
+    def mel_chunk(self, t: float) -> np.ndarray:
+        """The model's [1, 1, 80, 16] input for time ``t``: the same frames MelTrack.chunk_at gives,
+        cut from the streaming buffer (16 STFT frames ending at ``t``)."""
+        from scipy.signal import lfilter, stft
+
+        end = int(round(t * MEL_FPS))
+        n = N_FFT + HOP * (CHUNK - 1)
+        a = lfilter([1.0, -0.97], [1.0], self.speech.window((end - CHUNK) * HOP / SR, n))
+        _, _, z = stft(a, nperseg=N_FFT, nfft=N_FFT, noverlap=N_FFT - HOP, boundary=None, padded=False)
+        mel = np.log10(np.maximum(self.filters @ np.abs(z), 1e-5)) * 1.6 + 3.2
+        return np.clip(mel, -4.0, 4.0).astype(np.float32)[None, None, :, :CHUNK]
 
     def apply(self, frame_rgb: np.ndarray, box: tuple[int, int, int, int], t: float) -> np.ndarray:
-        if self.track is None:
-            return frame_rgb
-        rel = t - self.track_t0
-        if rel < 0 or rel > self.track.mel.shape[1] / MEL_FPS + 0.1:
+        weight = self.speech.speaking(t)
+        if weight <= 0.0:
             return frame_rgb
         cv2 = self.cv2
         x0, y0, x1, y1 = box
         crop = frame_rgb[y0:y1, x0:x1]
         small = cv2.resize(crop[:, :, ::-1], (CROP, CROP), interpolation=cv2.INTER_AREA)
-        painted = self.model.paint(self.track.chunk_at(rel), small)[:, :, ::-1]
+        painted = self.model.paint(self.mel_chunk(t), small)[:, :, ::-1]
         big = cv2.resize(painted, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-        mask = _feather_mask(y1 - y0, x1 - x0)
+        mask = _feather_mask(y1 - y0, x1 - x0) * weight
         out = frame_rgb.copy()
         out[y0:y1, x0:x1] = (big * mask + crop.astype(np.float32) * (1 - mask)).astype(np.uint8)
         return out
+
+
+def face_box(rig) -> tuple[int, int, int, int]:
+    """The square face crop the model was trained on (a face detector's box: brow to just below
+    the chin, cheek to cheek), from the rig's landmarks, in the animator's portrait pixels."""
+    pts = rig.landmarks - rig.margin
+    x0, y0 = pts.min(0)
+    x1, y1 = pts.max(0)
+    side = max(x1 - x0, (y1 - y0) * 1.05)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 0.03 * side  # Wav2Lip pads the box below the chin
+    half = side / 2
+    lo_x, lo_y = int(max(0, round(cx - half))), int(max(0, round(cy - half)))
+    hi_x, hi_y = int(min(rig.size, round(cx + half))), int(min(rig.size, round(cy + half)))
+    return lo_x, lo_y, hi_x, hi_y
 
 
 class NeuralLipsyncAnimator:
@@ -148,6 +250,12 @@ class NeuralLipsyncAnimator:
 
     def set_speech(self, audio16k: np.ndarray, t0: float) -> None:
         self.lipsync.set_speech(audio16k, t0)
+
+    def add_audio(self, samples16k: np.ndarray, start_s: float) -> None:
+        self.lipsync.add_audio(samples16k, start_s)
+
+    def clear(self, after_s: float | None = None) -> None:
+        self.lipsync.clear(after_s)
 
     def frame(self, t: float, mouth) -> np.ndarray:
         img = self.base.frame(t, mouth)
