@@ -102,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as e:
         log.error("%s", e, extra=logs.fields(logs.CONFIG_ERROR))
         print(str(e), file=sys.stderr)
-        return 2
+        if args.command != "run":
+            return 2
+        # The daemon stays up on its defaults and shows the error on the maintenance screen (exiting
+        # would leave the screen dark: systemd does not restart a configuration error). A fixed file
+        # is picked up by `systemctl reload avatar-kiosk` or a restart.
+        settings = paths.default_settings(args.config)
+        args.config_error = str(e)
     module, _, func = args.target.partition(":")
     try:
         handler = getattr(importlib.import_module(module), func)

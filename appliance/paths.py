@@ -127,6 +127,14 @@ class Settings:
     paths: Paths
 
 
+def default_settings(config_file: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """The defaults, with the folders the same config path and environment give: what the daemon
+    runs its maintenance screen on when config.toml itself is broken."""
+    path = config_file or config_path(env)
+    cfg = config_mod.Config()
+    return Settings(cfg, resolve(cfg.paths, path, env))
+
+
 def load_settings(config_file: Path | None = None, env: dict[str, str] | None = None) -> Settings:
     path = config_file or config_path(env)
     cfg = config_mod.load(path)

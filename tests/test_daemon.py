@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -9,6 +10,7 @@ import time
 import pytest
 from test_daemon_support import FakeSystemd, control, start_daemon, stop, wait_socket
 
+from appliance import logs
 from appliance.daemon.notify import Notifier
 from appliance.daemon.service import percentile
 
@@ -288,3 +290,71 @@ def test_box_mode_uses_the_directories_systemd_passes(tmp_path, systemd, procs):
     assert control(box / "run" / "control.sock", {"cmd": "status"})["info"]["sticks"] == []
     took, rc, out = stop(p)
     assert rc == 0, out
+
+
+def test_broken_config_at_start_shows_maintenance_until_it_is_fixed(tmp_path, systemd, procs):
+    """A config.toml that does not parse must not leave the screen dark (systemd would not restart a
+    configuration error): the daemon comes up on its defaults behind the maintenance screen, says
+    which key is wrong, and the real app starts once the file is fixed and reloaded."""
+    home = tmp_path / "k"
+    home.mkdir()
+    cfg = home / "config.toml"
+    cfg.write_text("[vad]\naggressiveness = 7\n")
+    p = start_daemon(home, "null", systemd.path, watchdog_usec=400_000)
+    procs.append(p)
+    ready = systemd.wait_for("READY", "1")
+    assert ready["STATUS"].startswith("error: config: vad.aggressiveness = 7 is out of range"), ready
+    sock = home / "run" / "control.sock"
+    wait_socket(sock)
+    st = control(sock, {"cmd": "status"})
+    assert st["state"] == "maintenance" and "config.toml" in st["info"]["maintenance_reason"]
+    assert any("config is broken" in e["msg"] for e in st["errors"])
+    assert [m for m in systemd.drain(1.5) if m.get("WATCHDOG")]  # up and pinging, not crash-looping
+    cfg.write_text("[vad]\naggressiveness = 2\n")
+    p.send_signal(signal.SIGHUP)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and control(sock, {"cmd": "status"})["state"] != "listening":
+        time.sleep(0.05)
+    st = control(sock, {"cmd": "status"})
+    assert st["state"] == "listening" and st["app"] == "NullApp", st
+    took, rc, out = stop(p)
+    assert rc == 0, out
+
+
+def test_engines_that_do_not_fit_the_gpu_show_maintenance_before_loading(settings, monkeypatch, caplog):
+    """The real load path on a box whose GPU is too small for the configured engines: VramError
+    before any model loads, and the daemon puts the reason on the maintenance screen."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from appliance import config as config_mod
+    from appliance.conversation import orchestrator
+    from appliance.daemon.service import Kiosk
+    from appliance.engines import select
+    from appliance.paths import Settings
+
+    monkeypatch.setattr(select, "cuda_available", lambda: True)  # a GPU box…
+    monkeypatch.setattr(select, "gpu_total_mb", lambda: 4096)    # …with a 4 GB card
+    cfg = config_mod.replace(settings.config, "llm", n_gpu_layers=-1, n_ctx=32768)
+    s = Settings(cfg, settings.paths)
+    loaded = []
+    monkeypatch.setattr(orchestrator, "_make", lambda *a: loaded.append(a))
+    with pytest.raises(select.VramError, match=r"need \d+ MB but this GPU allows 2048 MB"):
+        orchestrator.load_engines(s)
+    assert loaded == []  # nothing was loaded into a GPU that cannot hold it
+
+    def factory(settings, args):
+        return SimpleNamespace(start=lambda: asyncio.sleep(0, orchestrator.load_engines(settings)))
+
+    kiosk = Kiosk(s, SimpleNamespace(headless=True), app_factory=factory)
+
+    async def go():
+        await kiosk._start_app()
+        app = kiosk.app
+        assert type(app).__name__ == "MaintenanceApp" and "VramError" in app.reason and "n_ctx" in app.reason
+        await app.stop()
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(go())
+    rec = next(r for r in caplog.records if "could not start" in r.getMessage())
+    assert rec.message_id == logs.MODEL_LOAD_FAILED and rec.code == "vram_plan"

@@ -117,11 +117,15 @@ def load_engines(settings, *, stt: bool = True, llm: bool = True, tts: bool = Tr
     Production engines whose weights (or GPU) are missing are replaced by the embedded default for
     their role first (engines.select.resolve: an ENGINE_FALLBACK journal line each), so a box
     missing a model keeps talking instead of crash-looping."""
-    from ..engines.select import resolve
+    from ..engines.select import check_vram, resolve
     from ..models import load_manifest
     from ..paths import Settings
 
-    resolved, _fallbacks = resolve(settings.config, load_manifest(settings.paths.manifest), settings.paths.models_dir)
+    manifest = load_manifest(settings.paths.manifest)
+    resolved, _fallbacks = resolve(settings.config, manifest, settings.paths.models_dir)
+    plan = check_vram(resolved, manifest)  # VramError -> the daemon's maintenance screen, before any load
+    if plan.items:
+        log.info("%s", plan.describe())
     settings = Settings(resolved, settings.paths)
     cfg = settings.config
     silero = SileroCheck() if stt and cfg.vad.silero_threshold > 0 else None

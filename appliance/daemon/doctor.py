@@ -158,11 +158,11 @@ def check_gpu(settings: Any, m: Machine) -> Check:
 def check_engines(settings: Any, m: Machine) -> Check:
     """Which engines will really run: a production engine without its weights (or without a GPU)
     falls back to the embedded default — a warning, not a failure: the kiosk still talks."""
-    from ..engines.select import resolve, vram_plan
+    from ..engines.select import RTX3060_MB, gpu_total_mb, resolve, vram_plan
 
     manifest = models_mod.load_manifest(settings.paths.manifest)
     cfg, fallbacks = resolve(settings.config, manifest, settings.paths.models_dir)
-    plan = vram_plan(cfg, manifest)
+    plan = vram_plan(cfg, manifest, gpu_total_mb() or RTX3060_MB)
     running = f"stt {cfg.stt.model}/{cfg.stt.device}, llm {cfg.llm.model}, tts {cfg.tts.engine}, face {cfg.face.engine}"
     if plan.items and not plan.fits:
         return ("engines", False, f"{running}; {plan.describe()}", "use smaller models or a shorter llm.n_ctx")

@@ -30,6 +30,7 @@ from typing import Any
 
 from .. import config as config_mod
 from .. import logs, paths
+from ..engines.select import VramError
 from . import apps, control
 from .notify import Notifier
 from .usb import UsbWatcher
@@ -194,20 +195,31 @@ class Kiosk:
         """Build and start the app; on failure the maintenance screen. False if stopped meanwhile."""
         self._set_status("loading models")
         try:
+            if getattr(self.args, "config_error", None):
+                raise config_mod.ConfigError(self.args.config_error)
             self.app = self.app_factory(self.settings, self.args)
             finished, _ = await self._until_stop(self.app.start())
             if not finished:
                 return False
+        except config_mod.ConfigError as e:
+            reason = f"{e} — fix {self.settings.paths.config_file}"
+            log.error("the kiosk cannot start, its config is broken (fix it, then `systemctl reload "
+                      "avatar-kiosk`): %s", e, extra=logs.fields(logs.CONFIG_ERROR, code="config_at_start"))
+            await self._maintenance(reason)
         except Exception as e:
             reason = f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__
-            log.error("the kiosk could not start: %s", reason, exc_info=True,
-                      extra=logs.fields(logs.MODEL_LOAD_FAILED, code="start_failed"))
-            if self.app is not None:
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(self.app.stop(), STOP_APP_S)
-            self.app = apps.MaintenanceApp(self.settings, reason, headless=bool(getattr(self.args, "headless", False)))
-            await self.app.start()
+            log.error("the kiosk could not start: %s", reason, exc_info=not isinstance(e, VramError),
+                      extra=logs.fields(logs.MODEL_LOAD_FAILED,
+                                        code="vram_plan" if isinstance(e, VramError) else "start_failed"))
+            await self._maintenance(reason)
         return True
+
+    async def _maintenance(self, reason: str) -> None:
+        if self.app is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self.app.stop(), STOP_APP_S)
+        self.app = apps.MaintenanceApp(self.settings, reason, headless=bool(getattr(self.args, "headless", False)))
+        await self.app.start()
 
     async def _do_reload(self) -> None:
         self._reload.clear()
@@ -220,6 +232,10 @@ class Kiosk:
             return
         self.settings = new
         self.reloads += 1
+        if getattr(self.args, "config_error", None):
+            # Started on the defaults behind the maintenance screen (it has no reload hook, so the
+            # real app is built below from the now-valid file).
+            self.args.config_error = None
         hook = getattr(self.app, "reload", None)
         if hook is not None:
             await hook(new)

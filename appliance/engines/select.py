@@ -123,6 +123,38 @@ class VramPlan:
         return f"VRAM plan: {parts} = {self.total_mb} MB of {self.budget_mb} MB budget: {verdict}"
 
 
+class VramError(RuntimeError):
+    """The configured GPU engines do not fit this GPU's memory: said on the maintenance screen."""
+
+
+def gpu_total_mb() -> int | None:
+    """The first NVIDIA GPU's memory in MB (nvidia-smi), None when there is none or no driver."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=5).stdout.split()
+        return int(out[0]) if out and out[0].isdigit() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def check_vram(cfg: Config, manifest: Manifest, total_mb: int | None = None) -> VramPlan:
+    """Before any engine loads: the plan for this GPU (its real size when nvidia-smi answers, else a
+    3060's), or VramError — a box whose engines would run out of GPU memory mid-conversation must
+    say so on screen at start instead of crashing in the first reply."""
+    plan = vram_plan(cfg, manifest, total_mb or gpu_total_mb() or RTX3060_MB)
+    if plan.items and not plan.fits:
+        raise VramError(f"the GPU engines need {plan.total_mb} MB but this GPU allows {plan.budget_mb} MB "
+                        f"({plan.describe()}) — use smaller models, fewer GPU engines or a shorter llm.n_ctx "
+                        "in config.toml")
+    return plan
+
+
 def vram_plan(cfg: Config, manifest: Manifest, gpu_total_mb: int = RTX3060_MB) -> VramPlan:
     """Largest first (the LLM wants one contiguous block), then TTS, STT, lip-sync; each engine is
     warmed up right after loading so its workspaces are counted before the next one loads."""
