@@ -16,6 +16,7 @@ Licence: the XTTS-v2 weights are under the Coqui Public Model License (non-comme
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 LATENTS_FILE = "xtts_latents.pt"
+
+log = logging.getLogger(__name__)
 
 _ABBREVIATIONS = {
     "en": {"dr.": "doctor", "mr.": "mister", "mrs.": "missus", "st.": "saint", "e.g.": "for example",
@@ -88,7 +91,15 @@ class XttsTTS:
         cfg = settings.config.tts
         folder = load_manifest(settings.paths.manifest).get(cfg.model).path(settings.paths.models_dir)
         latents = settings.paths.current_profile / "voice" / LATENTS_FILE  # written by provisioning
-        return cls(folder, device=cfg.device, latents=latents if latents.is_file() else None)
+        engine = cls(folder, device=cfg.device, latents=latents if latents.is_file() else None)
+        reference = settings.paths.current_profile / "derived" / "voice_reference.wav"
+        if engine.gpt_cond_latent is None and reference.is_file():
+            # A profile provisioned while the kiosk still ran the embedded voice: switching config.toml
+            # to XTTS must not leave it mute, so the latents are computed from the profile's cleanest
+            # samples once, here, and cached with the profile like provisioning does.
+            log.info("XTTS: no speaker latents in the profile yet; computing them from %s", reference.name)
+            engine.compute_latents([reference], out=latents)
+        return engine
 
     # --- speaker latents (provisioning computes them once; the daemon only loads them)
     def compute_latents(self, wavs: Sequence[Path], out: Path | None = None) -> None:
