@@ -8,7 +8,8 @@ the endpointer's decision to the first reply audio handed to the speaker. The ov
 compares that with the sum of the stage times on the critical path (end-of-speech, STT, LLM first
 sentence, TTS first chunk): 1.0 means the pipeline adds nothing between stages.
 
-``--face`` and ``--voice`` hand over to ``appliance.face.bench:run`` and ``appliance.voice.bench:run``.
+``--face`` and ``--voice`` hand over to ``appliance.face.bench:run`` and ``appliance.voice.bench:run``;
+``--production`` to ``appliance.bench_production:run`` (production engines, random weights).
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def summarize(metrics: list) -> dict:
 
 
 def main(settings, args) -> int:
+    if getattr(args, "production", False):
+        return _hook("appliance.bench_production", settings, args)
     rc = 0
     if getattr(args, "face", False):
         rc |= _hook("appliance.face.bench", settings, args)

@@ -55,11 +55,20 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wav", type=Path, required=True)
     sp.add_argument("--out", type=Path, help="write what the kiosk said to this WAV")
     sp.add_argument("--realtime", action="store_true", help="feed the recording at real-time speed")
-    sp = cmd("bench", "appliance.bench:main", "measure per-stage latencies (and --face / --voice)")
+    sp = cmd("bench", "appliance.bench:main", "measure per-stage latencies (and --face / --voice / --production)")
     sp.add_argument("--turns", type=int, default=6)
     sp.add_argument("--face", action="store_true", help="measure the face animator's ms per frame")
     sp.add_argument("--voice", action="store_true", help="measure voice similarity to the profile's samples")
     sp.add_argument("--json", type=Path, help="also write the figures as JSON")
+    sp.add_argument("--production", action="store_true",
+                    help="time the production engines on production-size architectures with random weights")
+    sp.add_argument("--size", choices=("tiny", "full"), default="full",
+                    help="--production: model size (full = production dimensions; tiny = toy, for tests)")
+    sp.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                    help="--production: where the engines run (cuda falls back to cpu, with a note, without a GPU)")
+    sp.add_argument("--stages", default="stt,llm,tts,lipsync",
+                    help="--production: comma list of stages to run (stt,llm,tts,lipsync)")
+    sp.add_argument("--reps", type=int, default=3, help="--production: timed repetitions per figure (p50)")
 
     # --- models
     sp = cmd("models", "appliance.models_cli:main", "list, verify, install or fetch model files")

@@ -1,0 +1,1 @@
+"""Production-size model architectures with random weights, for benchmarks and tests."""
