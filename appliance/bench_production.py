@@ -227,6 +227,16 @@ def _need(module: str, why: str):
         raise StageSkipped(f"{why}: {e}") from e
 
 
+def _build_once(ctx: Context, res: dict, name: str, built: bool, build) -> None:
+    """Build a stage's random-weight model unless the cache has it (minutes for the 7B)."""
+    if built:
+        return
+    ctx.say(f"building {name} (once; cached) …")
+    t = time.perf_counter()
+    build()
+    res["build_s"] = time.perf_counter() - t
+
+
 def stage_stt(ctx: Context) -> dict:
     _need("faster_whisper", "faster-whisper is not installed")
     _need("transformers", "transformers is not installed (the gpu extra) — needed to build the model")
@@ -235,11 +245,8 @@ def stage_stt(ctx: Context) -> dict:
 
     res: dict = {"model": f"whisper {'small' if ctx.size == 'full' else 'tiny'} dims, CTranslate2"}
     folder = ctx.cache / f"whisper-{ctx.size}"
-    if not whisper_ct2.is_built(folder):
-        ctx.say(f"building {folder.name} …")
-        t = time.perf_counter()
-        whisper_ct2.build(folder, ctx.size, tokenizer_from=whisper_ct2.embedded_folder(ctx.settings))
-        res["build_s"] = time.perf_counter() - t
+    _build_once(ctx, res, folder.name, whisper_ct2.is_built(folder),
+                lambda: whisper_ct2.build(folder, ctx.size, tokenizer_from=whisper_ct2.embedded_folder(ctx.settings)))
     cfg = ctx.settings.config.stt
     compute = "int8_float16" if ctx.device == "cuda" else "int8"
     before = ctx.gpu.process_mb()
@@ -266,7 +273,7 @@ def stage_stt(ctx: Context) -> dict:
 
 def stage_llm(ctx: Context) -> dict:
     _need("llama_cpp", "llama-cpp-python is not installed")
-    _need("gguf", "the gguf package is not installed (the test extra) — needed to build the model")
+    _need("gguf", "the gguf package is not installed (the test and gpu extras) — needed to build the model")
     import llama_cpp
 
     from .benchmodels import llama_gguf
@@ -276,11 +283,7 @@ def stage_llm(ctx: Context) -> dict:
     preset = llama_gguf.SIZE_PRESET[ctx.size]
     res: dict = {"model": f"llama arch at {preset} dims" + (" Q4_K_M" if preset != "tiny" else " f32")}
     path = ctx.cache / f"llm-{preset}" / "model.gguf"
-    if not path.is_file():
-        ctx.say(f"building {path.parent.name} (once; cached) …")
-        t = time.perf_counter()
-        llama_gguf.build(path, preset, log=ctx.say)
-        res["build_s"] = time.perf_counter() - t
+    _build_once(ctx, res, path.parent.name, path.is_file(), lambda: llama_gguf.build(path, preset, log=ctx.say))
     res["file_mb"] = path.stat().st_size / 2**20
     cfg = ctx.settings.config.llm
     gpu_layers = -1 if ctx.device == "cuda" else 0
@@ -373,11 +376,7 @@ def stage_tts(ctx: Context) -> dict:
 
     res: dict = {"model": f"XTTS {'v2' if ctx.size == 'full' else 'tiny'} dims"}
     folder = ctx.cache / f"xtts-{ctx.size}"
-    if not xtts.is_built(folder):
-        ctx.say(f"building {folder.name} …")
-        t = time.perf_counter()
-        xtts.build(folder, ctx.size)
-        res["build_s"] = time.perf_counter() - t
+    _build_once(ctx, res, folder.name, xtts.is_built(folder), lambda: xtts.build(folder, ctx.size))
     before = ctx.gpu.process_mb()
     Gpu.torch_reset_peak()
     torch_before = Gpu.torch_mb()
@@ -431,12 +430,8 @@ def stage_lipsync(ctx: Context) -> dict:
 
     res: dict = {"model": f"Wav2Lip {'96 (36.3 M params)' if ctx.size == 'full' else 'tiny'} ONNX"}
     path = ctx.cache / f"wav2lip-{ctx.size}" / "wav2lip.onnx"
-    if not path.is_file():
-        ctx.say(f"building {path.parent.name} …")
-        t = time.perf_counter()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        wav2lip.build(path, ctx.size)
-        res["build_s"] = time.perf_counter() - t
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _build_once(ctx, res, path.parent.name, path.is_file(), lambda: wav2lip.build(path, ctx.size))
     before = ctx.gpu.process_mb()
     t = time.perf_counter()
     model = LipsyncModel(path, device=ctx.device)
