@@ -55,7 +55,11 @@ def run(settings, args) -> int:
         return np.concatenate([c.audio_float_array for c in voice.synthesize(text)]), voice.config.sample_rate
 
     folder = voice_folder(settings)
-    samples, rate = load_samples(folder)
+    try:
+        samples, rate = load_samples(folder)
+    except FileNotFoundError as e:
+        print(f"bench --voice: {e} — provision a profile, or run `avatar-kiosk demo --prepare-only` for the demo's")
+        return 1
     t0 = time.perf_counter()
     profile = fit(samples, rate, synth, embedder)
     fit_s = time.perf_counter() - t0
