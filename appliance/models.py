@@ -209,10 +209,17 @@ def pin_file(path: Path, digest: str) -> None:
     os.replace(tmp, pin_path(path))
 
 
-def _check_site_pinned(model: Model, f: ModelFile, path: Path, full: bool) -> FileStatus:
+def site_pin(path: Path) -> str | None:
+    """The sha256 recorded for an unpinned model file at install, or None."""
     try:
-        digest = pin_path(path).read_text(encoding="utf-8").split()[0]
+        return pin_path(path).read_text(encoding="utf-8").split()[0]
     except (OSError, IndexError):
+        return None
+
+
+def _check_site_pinned(model: Model, f: ModelFile, path: Path, full: bool) -> FileStatus:
+    digest = site_pin(path)
+    if digest is None:
         return FileStatus(model, f, path, "unpinned")
     if full:
         actual = sha256_file(path)

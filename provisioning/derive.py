@@ -105,7 +105,7 @@ def install_stick_models(settings: Settings, checked: list) -> list[str]:
     notes = []
     for m, f, src, digest in checked:
         st = models_mod.check_file(m, f, settings.paths.models_dir, full=False)
-        if st.ok and (f.pinned or models_mod.pin_path(st.path).read_text(encoding="utf-8").split()[0] == digest):
+        if st.ok and (f.pinned or models_mod.site_pin(st.path) == digest):
             notes.append(f"model file {m.id}/{f.name} already installed")
             continue
         models_mod.copy_verified(src, m, f, settings.paths.models_dir, site_sha256=digest)

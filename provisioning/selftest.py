@@ -59,8 +59,9 @@ def run(settings: Settings, profile_dir: Path, persona) -> list[str]:
                                      "came out) — call a technician", step="selftest")
             a16 = soxr.resample(audio, int(tts.sample_rate), 16000).astype(np.float32)
             got, _lang, _lp, _p = stt.transcribe(a16, (lang,), lang)
-            if word_match(text, got) > score:
-                score, heard = word_match(text, got), got
+            matched = word_match(text, got)
+            if matched > score:
+                score, heard = matched, got
             if score >= MIN_WORD_MATCH:
                 break
         if score < MIN_WORD_MATCH:

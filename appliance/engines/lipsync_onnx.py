@@ -108,6 +108,7 @@ class SpeechBuffer:
     def __init__(self) -> None:
         self.segments: list[tuple[float, np.ndarray]] = []  # (start_s, samples), in time order
         self.peak = 0.0
+        self._runs: list[tuple[float, float]] | None = None  # speech runs, derived once per change
 
     def add(self, samples16k: np.ndarray, start_s: float) -> None:
         a = np.asarray(samples16k, dtype=np.float32).reshape(-1)
@@ -119,6 +120,7 @@ class SpeechBuffer:
         self.segments.append((float(start_s), a))
         horizon = start_s - self.KEEP_S
         self.segments = [seg for seg in self.segments if seg[0] + len(seg[1]) / SR > horizon]
+        self._runs = None
 
     @property
     def end_s(self) -> float:
@@ -126,6 +128,7 @@ class SpeechBuffer:
 
     def clear(self, after_s: float | None = None) -> None:
         """Forget everything (``None``), or what was to play after ``after_s`` (a barge-in)."""
+        self._runs = None
         if after_s is None:
             self.segments = []
             return
@@ -139,17 +142,23 @@ class SpeechBuffer:
         """How far into speech ``t`` is: 0 outside the audio, ramping to 1 within 80 ms of its edges
         (the painted mouth fades in and out instead of popping). Chunks that follow each other
         (one sentence streamed in pieces, the next sentence right after) count as one run."""
-        runs: list[list[float]] = []
-        for s, a in sorted(self.segments, key=lambda seg: seg[0]):
-            e = s + len(a) / SR
-            if runs and s - runs[-1][1] <= 0.25:
-                runs[-1][1] = max(runs[-1][1], e)
-            else:
-                runs.append([s, e])
-        for s, e in runs:
+        for s, e in self.runs():
             if s <= t <= e:
                 return float(min(1.0, (t - s) / 0.08 + 0.25, (e - t) / 0.08 + 0.25))
         return 0.0
+
+    def runs(self) -> list[tuple[float, float]]:
+        """(start_s, end_s) of each stretch of speech; recomputed only after add/clear, not per frame."""
+        if self._runs is None:
+            runs: list[list[float]] = []
+            for s, a in sorted(self.segments, key=lambda seg: seg[0]):
+                e = s + len(a) / SR
+                if runs and s - runs[-1][1] <= 0.25:
+                    runs[-1][1] = max(runs[-1][1], e)
+                else:
+                    runs.append([s, e])
+            self._runs = [(s, e) for s, e in runs]
+        return self._runs
 
     def window(self, start_s: float, n: int) -> np.ndarray:
         """``n`` samples from ``start_s`` on (silence where nothing was said), peak-normalised."""
