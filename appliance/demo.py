@@ -84,15 +84,119 @@ def prepare(settings: Settings) -> Path:
     if settings.paths.current_profile.exists():
         print(f"active profile: {settings.paths.current_profile.resolve().name} (kept)")
         return path
-    try:
-        from provisioning import commands as prov
-    except ImportError:
-        print("provisioning: not built yet — the demo runs from the bundle directly")
-        return path
+    from provisioning import commands as prov
+
     rc = prov.provision_path(settings, path)
     if rc != 0:
         print("demo: provisioning the demo bundle failed (see above)", file=sys.stderr)
     return path
+
+
+VISITOR_LEAD_S = 5.0  # the visitor lets the kiosk finish its greeting (talking over it is a barge-in)
+VISITOR_SCRIPT = (
+    ("en", "Hello! What is your name?", 14.0),
+    ("en", "What can you tell me about the Moon?", 16.0),
+    ("ru", "Здравствуйте!", 10.0),
+)
+# whisper base cannot follow espeak-ng's Russian, so the Russian visitor is a recorded human prompt
+# (Debian's asterisk-core-sounds-ru-wav) when it is installed: "Здравствуйте!"
+RU_RECORDED = {"Здравствуйте!": ASTERISK_RU / "hello.wav"}
+
+
+def make_visitor(settings: Settings, out: Path) -> Path:
+    """A visitor who asks a few questions, as a 16 kHz WAV: piper (English) and recorded (Russian)
+    speech with pauses long enough for the kiosk to answer."""
+    import numpy as np
+
+    from .audio.resample import resample
+    from .audio.wav import read_mono_16k, write_wav
+    from .engines.tts_piper import PiperEspeakTTS
+
+    tts = PiperEspeakTTS.from_settings(settings)
+    parts = [np.zeros(int(VISITOR_LEAD_S * 16000), np.float32)]
+    for lang, text, pause in VISITOR_SCRIPT:
+        recorded = RU_RECORDED.get(text)
+        if recorded is not None and recorded.is_file():
+            speech16k = read_mono_16k(recorded).astype(np.float32) / 32768.0
+        else:
+            speech16k = resample(np.concatenate(list(tts.synthesize(text, lang))).astype(np.float32),
+                                 tts.sample_rate, 16000) * 0.8
+        parts += [speech16k, np.zeros(int(pause * 16000), np.float32)]
+    write_wav(out, np.concatenate(parts), 16000)
+    return out
+
+
+def mix_for_video(visitor16k, lead_s: float, kiosk, rate: int):
+    """What a person in front of the kiosk heard: the visitor and the kiosk on one timeline."""
+    import numpy as np
+
+    from .audio.resample import resample
+
+    v = resample(visitor16k.astype(np.float32) / 32768.0, 16000, rate)
+    v = np.concatenate([np.zeros(int(lead_s * rate), np.float32), v])
+    n = max(len(v), len(kiosk))
+    out = np.zeros(n, np.float32)
+    out[:len(v)] += v * 0.8
+    out[:len(kiosk)] += kiosk
+    return np.clip(out, -1, 1)
+
+
+def run_demo(settings: Settings, args) -> int:
+    """The kiosk app itself, with a WAV-file visitor for a microphone and a recording speaker;
+    prints what was said, and the figures."""
+    import asyncio
+    import os
+
+    from .app.kiosk import KioskApp
+    from .app.run import devices, has_display
+    from .audio.wav import read_mono_16k, write_wav
+
+    headless = not has_display()
+    if headless:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    visitor = args.visitor or make_visitor(settings, settings.paths.cache_dir / "demo-visitor.wav")
+    mic, speaker = devices(settings, visitor)
+    app = KioskApp(settings, mic=mic, speaker=speaker, headless=headless, record=args.record, finish_with_mic=True)
+
+    def mixed() -> Path:
+        path = settings.paths.cache_dir / "demo-mixed.wav"
+        write_wav(path, mix_for_video(read_mono_16k(visitor), 0.3, speaker.recording(), speaker.rate), speaker.rate)
+        return path
+
+    app.record_audio = mixed
+
+    async def main() -> None:
+        await app.start()
+        print(f"demo: {app.profile.persona.name} ({app.profile.folder}); visitor: {visitor}"
+              f"{' (offscreen)' if headless else ''}")
+        try:
+            await app.wait()
+        finally:
+            await app.stop()
+
+    asyncio.run(main())
+    name = app.profile.persona.name
+    for ev in app.events:
+        if ev.kind == "transcript":
+            print(f"  visitor ({ev.data.get('language')}): {ev.data.get('text')}")
+        elif ev.kind == "sentence":
+            print(f"  {name}: {ev.data.get('text')}")
+        elif ev.kind == "no_reply":
+            print(f"  (no reply: {ev.data.get('reason')})")
+        elif ev.kind == "barge_in":
+            print("  (the visitor spoke over the kiosk: playback stopped)")
+        elif ev.kind == "turn_done" and "metrics" in ev.data:
+            m = ev.data["metrics"]
+            if m.ttfa_s and m.outcome != "no_reply":
+                print(f"    time to first audio after the visitor stopped: {m.ttfa_s:.2f} s")
+    out_wav = settings.paths.cache_dir / "demo-kiosk-audio.wav"
+    write_wav(out_wav, speaker.recording(), speaker.rate)
+    ms = sorted(app.frame_ms) or [0.0]
+    print(f"demo: {app.frames} frames, {ms[len(ms) // 2]:.1f} ms/frame p50 "
+          f"({ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.1f} p99); the kiosk's voice: {out_wav}")
+    if app.recorded is not None:
+        print(f"demo: recorded {app.recorded}")
+    return 0 if app.exit_code in (0, None) else app.exit_code
 
 
 def main(settings: Settings, args) -> int:
@@ -101,17 +205,4 @@ def main(settings: Settings, args) -> int:
         prepare(settings)
     if args.prepare_only:
         return 0
-    try:
-        from .showcase import run_demo
-    except ImportError:
-        print("avatar-kiosk demo: the conversation and the face are not built yet; "
-              "the set-up is complete (models verified, demo bundle assembled).")
-        return 0
     return run_demo(settings, args)
-
-
-def build_app(settings: Settings, args):
-    """The daemon's app (``avatar-kiosk run``): see appliance.showcase.KioskApp."""
-    from .showcase import KioskApp
-
-    return KioskApp(settings, args)

@@ -119,3 +119,4 @@ class ScreenModel:
     step: str = ""            # provisioning step name
     message: str = ""         # error/maintenance message
     detail: str = ""          # what to do about it
+    notice: str = ""          # a message over the face until its cause goes (a refused USB stick)

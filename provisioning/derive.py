@@ -15,10 +15,11 @@ complete for the embedded default.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,18 @@ def build_rig(photos: list[Path], cache_dir: Path, size: int) -> str:
 
 
 _ENGINES: dict = {}
+_LENT: dict = {}
+
+
+@contextlib.contextmanager
+def lent_engines(engines: dict) -> Iterator[None]:
+    """Use the running kiosk's loaded engines ({"tts": …, "stt": …}) instead of loading copies:
+    provisioning in the running kiosk must not hold two whisper models, or two XTTS on the GPU."""
+    _LENT.update({k: v for k, v in engines.items() if v is not None})
+    try:
+        yield
+    finally:
+        _LENT.clear()
 
 
 def engine(role: str, settings: Settings, profile_dir: Path | None = None):
@@ -162,6 +175,8 @@ def engine(role: str, settings: Settings, profile_dir: Path | None = None):
     falls back to the embedded default, as in the daemon) and ``appliance.engines.engine_class(role,
     name).from_settings(settings)``. Built engines are cached for this process (the greeting and the
     self-test share them). None, with the reason logged, when the engines are not importable."""
+    if role in _LENT:
+        return _LENT[role]
     key = (role, repr(settings.config), str(settings.paths.models_dir))
     if key in _ENGINES:
         return _ENGINES[key]

@@ -9,6 +9,8 @@
 #   systemd/install.sh --root DIR           lay every file out under DIR and only PRINT the system
 #                                           commands (apt, useradd, pip, systemctl…): what the tests run.
 #                                           DESTDIR=DIR works the same.
+#   sudo systemd/install.sh --rebuild-native  build llama-cpp-python again (what `avatar-kiosk smoke` says
+#                                           to do when a native build does not run on this CPU)
 # Other options: --no-apt (skip system packages), --no-start (install and enable, do not start).
 set -euo pipefail
 
@@ -19,8 +21,9 @@ PURGE=0
 APT=1
 START=1
 DISPLAY_MODE=cage
+REBUILD_NATIVE=0
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT=${2:?--root needs a directory}; shift ;;
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
     --purge) PURGE=1 ;;
     --no-apt) APT=0 ;;
     --no-start) START=0 ;;
+    --rebuild-native) REBUILD_NATIVE=1 ;;
     --display) DISPLAY_MODE=${2:?--display needs cage or xorg}; shift ;;
     --display=*) DISPLAY_MODE=${1#--display=} ;;
     -h|--help) usage; exit 0 ;;
@@ -209,14 +213,34 @@ sync_app() {
   fi
 }
 
+# llama-cpp-python is compiled here: for any x86-64 CPU (never -march=native: a disk image may move to a
+# box with another CPU) and, when the CUDA compiler is there, with CUDA for the RTX 3060.
+# The flags and the build live in native-build.sh, shared with the dev set-up (bootstrap.sh).
+. "$SRC/systemd/native-build.sh"
+LLAMA_ARGS=$LLAMA_CMAKE_ARGS_CPU
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then LLAMA_ARGS=$LLAMA_CMAKE_ARGS_CUDA; fi
+export AVATAR_KIOSK_WHEELS=/var/cache/avatar-kiosk/wheels
+
 venv_setup() {
   local stamp_want
-  stamp_want=$( { cat "$SRC/pyproject.toml"; printf '%s\n' "${PIP_EXTRA[@]}"; } | sha256sum | cut -d' ' -f1)
+  stamp_want=$( { cat "$SRC/pyproject.toml" "$SRC/systemd/native-build.sh"; printf '%s\n' "${PIP_EXTRA[@]}" "$LLAMA_ARGS"; } \
+                | sha256sum | cut -d' ' -f1)
+  if [ $REBUILD_NATIVE -eq 1 ]; then
+    remove "$AVATAR_KIOSK_WHEELS"
+    stamp_want=rebuild
+  fi
   if [ -z "$ROOT" ] && [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.avatar-kiosk-stamp" 2>/dev/null)" = "$stamp_want" ]; then
     say "virtual environment: up to date ($VENV)"
     return
   fi
   [ -x "$ROOT$VENV/bin/python" ] || sys "$PYTHON" -m venv "$VENV"
+  say "llama-cpp-python $LLAMA_CPP_VERSION: CMAKE_ARGS=$LLAMA_ARGS"
+  if [ -n "$ROOT" ]; then
+    say "would run: $VENV/bin/pip install --no-deps --force-reinstall <llama-cpp-python wheel built with those flags>"
+  else
+    sys "$VENV/bin/pip" install --disable-pip-version-check --no-deps --force-reinstall \
+      "$(llama_wheel "$VENV/bin/pip" "$LLAMA_ARGS")"
+  fi
   # The box runs the production engines: the gpu extra (torch 2.11, coqui-tts).
   sys "$VENV/bin/pip" install --disable-pip-version-check -e "${APP}[gpu]"
   sys "$VENV/bin/pip" install --disable-pip-version-check --no-deps "${PIP_EXTRA[@]}"
@@ -224,7 +248,11 @@ venv_setup() {
   # then install the GPU build over a clean folder.
   sys "$VENV/bin/pip" uninstall -y onnxruntime
   sys "$VENV/bin/pip" install --disable-pip-version-check --no-deps --force-reinstall "onnxruntime-gpu==1.31.1"
-  if [ -z "$ROOT" ]; then echo "$stamp_want" > "$VENV/.avatar-kiosk-stamp"; CHANGED=1; fi
+  if [ -z "$ROOT" ]; then
+    [ "$stamp_want" != rebuild ] || stamp_want=$( { cat "$SRC/pyproject.toml" "$SRC/systemd/native-build.sh";
+      printf '%s\n' "${PIP_EXTRA[@]}" "$LLAMA_ARGS"; } | sha256sum | cut -d' ' -f1)
+    echo "$stamp_want" > "$VENV/.avatar-kiosk-stamp"; CHANGED=1
+  fi
 }
 
 # The config skeleton: every key from `avatar-kiosk config --defaults`, with the box's values set.
@@ -281,6 +309,10 @@ models_setup() {
   cd /   # the avatar user may not enter the checkout's folder
   sys runuser -u "$USER_NAME" -- env AVATAR_KIOSK_MODE=box STATE_DIRECTORY="$STATE" HOME="$USER_HOME" \
     "$VENV/bin/avatar-kiosk" models install
+  # every configured engine loaded and run once (a child process: a build that does not fit this CPU
+  # is named with its fix, not found later as a crash loop); the daemon repeats it for a new CPU
+  sys runuser -u "$USER_NAME" -- env AVATAR_KIOSK_MODE=box STATE_DIRECTORY="$STATE" HOME="$USER_HOME" \
+    "$VENV/bin/avatar-kiosk" smoke || warn "the smoke check failed (above): the kiosk will show the reason on its screen"
 }
 
 services_setup() {

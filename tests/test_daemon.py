@@ -338,7 +338,7 @@ def test_engines_that_do_not_fit_the_gpu_show_maintenance_before_loading(setting
     cfg = config_mod.replace(settings.config, "llm", n_gpu_layers=-1, n_ctx=32768)
     s = Settings(cfg, settings.paths)
     loaded = []
-    monkeypatch.setattr(orchestrator, "_make", lambda *a: loaded.append(a))
+    monkeypatch.setattr(orchestrator, "make_engine", lambda *a: loaded.append(a))
     with pytest.raises(select.VramError, match=r"need \d+ MB but this GPU allows 2048 MB"):
         orchestrator.load_engines(s)
     assert loaded == []  # nothing was loaded into a GPU that cannot hold it

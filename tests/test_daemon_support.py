@@ -65,7 +65,7 @@ def start_daemon(home: Path, app: str, notify: str | None, *, watchdog_usec: int
     env = {k: v for k, v in os.environ.items()
            if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "AVATAR_KIOSK_CONFIG",
                         "AVATAR_KIOSK_MODE")}
-    env.update({"AVATAR_KIOSK_HOME": str(home), "AVATAR_KIOSK_APP": app, "SDL_VIDEODRIVER": "dummy",
+    env.update({"AVATAR_KIOSK_HOME": str(home), "SDL_VIDEODRIVER": "dummy",
                 "SDL_AUDIODRIVER": "dummy", "PYTHONUNBUFFERED": "1"})
     if notify:
         env["NOTIFY_SOCKET"] = notify
@@ -73,7 +73,10 @@ def start_daemon(home: Path, app: str, notify: str | None, *, watchdog_usec: int
         env["WATCHDOG_USEC"] = str(watchdog_usec)
     env.update(extra_env or {})
     home.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "appliance", "run", "--headless", *args], cwd=REPO, env=env,
+    # "real": the kiosk app itself (`avatar-kiosk run`); anything else: a stand-in for the daemon's mechanics
+    cmd = ([sys.executable, "-m", "appliance"] if app == "real" else
+           [sys.executable, str(REPO / "tests" / "support" / "stand_in_daemon.py"), app])
+    return subprocess.Popen([*cmd, "run", "--headless", *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

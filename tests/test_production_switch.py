@@ -2,7 +2,7 @@
 random llama GGUF, a tiny XTTS checkpoint (coqui's Xtts classes, XTTS-v2's file layout) and a tiny
 ONNX of the lip-sync model's I/O stand in for the production weights under their production ids, in
 a models folder whose manifest pins them. The real load path (select.resolve, load_engines, the
-showcase) runs them on this CPU; a profile provisioned before the switch gets its XTTS latents."""
+kiosk app) runs them on this CPU; a profile provisioned before the switch gets its XTTS latents."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from appliance import config as config_mod
 from appliance import logs
 from appliance import models as models_mod
 from appliance import paths as paths_mod
+from appliance.app.kiosk import KioskApp
 from appliance.audio.mic import WavFileMic
 from appliance.audio.speaker import RecordingSpeaker
 from appliance.engines.lipsync_onnx import NeuralLipsyncAnimator
 from appliance.engines.llm_llama import LlamaPersonaLLM
 from appliance.paths import Settings
-from appliance.showcase import Showcase
 from provisioning import testing as T
 
 pytest.importorskip("TTS")
@@ -84,9 +84,9 @@ def production_box(settings, models_dir, manifest, tmp_path, monkeypatch):
 
 def test_production_config_runs_the_production_engines(production_box, caplog):
     s = production_box
-    mic = WavFileMic(samples=np.zeros(16000 * 4, np.int16), realtime=True)
+    mic = WavFileMic(samples=np.zeros(16000 * 600, np.int16), realtime=True)
     speaker = RecordingSpeaker(s.config.audio.output_rate)
-    show = Showcase(s, mic=mic, speaker=speaker, headless=True)
+    show = KioskApp(s, mic=mic, speaker=speaker, headless=True, greet=False)
     replies = []
 
     async def main() -> None:
@@ -99,9 +99,10 @@ def test_production_config_runs_the_production_engines(production_box, caplog):
             # the LLM fell back from the GPU to the CPU (no CUDA here), with the same production file
             assert eng.config.llm.model == "qwen2.5-7b-instruct-q4km" and eng.config.llm.n_gpu_layers == 0
             replies.append(await show.conv.typed_turn("Tell me about the Moon.", "en"))
-            await show.run(stop_after_audio_s=4.0)
+            while speaker.busy:  # the reply plays out on the microphone's clock
+                await asyncio.sleep(0.05)
         finally:
-            show.close()
+            await show.stop()
 
     asyncio.run(main())
     latents = s.paths.current_profile / "voice" / "xtts_latents.pt"

@@ -1,4 +1,4 @@
-"""The kiosk put together (conversation + face + screen) on one loop, headless: which face engine the
+"""The kiosk app (conversation + face + screen) on one loop, headless: which face engine the
 config's choice really runs, and that the reply audio drives the neural lip-sync on the speaker's
 timeline. Real engines and models; the microphone is a WAV file, the speaker records, SDL is dummy."""
 
@@ -14,12 +14,12 @@ from lipsync_tiny import tiny_wav2lip
 
 from appliance import config as config_mod
 from appliance import models as models_mod
+from appliance.app.kiosk import KioskApp
 from appliance.audio.mic import WavFileMic
 from appliance.audio.speaker import RecordingSpeaker
 from appliance.engines.lipsync_onnx import NeuralLipsyncAnimator
 from appliance.messages import MouthPose
 from appliance.paths import Settings
-from appliance.showcase import Showcase
 from provisioning import testing as T
 
 REPO_PERSONA = """name = "Anna"
@@ -54,17 +54,17 @@ def kiosk(settings, models_dir, manifest, tmp_path):
     return make
 
 
-def run_show(settings: Settings, seconds: float = 7.0) -> Showcase:
+def run_show(settings: Settings, seconds: float = 7.0) -> KioskApp:
     mic = WavFileMic(samples=np.zeros(int(seconds * 16000), np.int16), realtime=True)
     speaker = RecordingSpeaker(settings.config.audio.output_rate)
-    show = Showcase(settings, mic=mic, speaker=speaker, headless=True)
+    show = KioskApp(settings, mic=mic, speaker=speaker, headless=True, exit_after_s=seconds)
 
     async def main() -> None:
         await show.start()
         try:
-            await show.run(stop_after_audio_s=seconds)
+            await show.wait()
         finally:
-            show.close()
+            await show.stop()
 
     asyncio.run(main())
     return show

@@ -106,7 +106,8 @@ class Engines:
     config: object | None = None  # the config after fallbacks (engines.select.resolve): what really runs
 
 
-def _make(role: str, name: str, settings):
+def make_engine(role: str, name: str, settings):
+    """One engine of ``role`` by its config name, built from the (resolved) settings."""
     cls = engine_registry.engine_class(role, name)
     return cls.from_settings(settings) if hasattr(cls, "from_settings") else cls()
 
@@ -135,9 +136,9 @@ def load_engines(settings, *, stt: bool = True, llm: bool = True, tts: bool = Tr
 
         wake = MicroWakeWordDetector(cfg.wake.wake_word)
     return Engines(
-        stt=_make("stt", cfg.stt.engine, settings) if stt else None,
-        llm=_make("llm", cfg.llm.engine, settings) if llm else None,
-        tts=_make("tts", cfg.tts.engine, settings) if tts else None,
+        stt=make_engine("stt", cfg.stt.engine, settings) if stt else None,
+        llm=make_engine("llm", cfg.llm.engine, settings) if llm else None,
+        tts=make_engine("tts", cfg.tts.engine, settings) if tts else None,
         silero=silero, wake=wake, config=cfg,
     )
 
@@ -217,8 +218,7 @@ class Conversation:
         self.prefix = prompt.prefix(persona)
         self.history = History(cfg.llm.history_turns, cfg.session.visitor_gone_s)
         self.gate = WakeGate(persona.wake_mode or cfg.wake.mode, cfg.wake.followup_s, persona.all_names)
-        if hasattr(engines.stt, "set_names"):  # the gate listens for the names: help STT hear them
-            engines.stt.set_names(persona.all_names)
+        self.use_names()
         self.endpointer = Endpointer(cfg.vad)
         self.classifier = FrameClassifier(cfg.vad.aggressiveness)
         self.guard = echo_guard or EchoGuard()
@@ -243,6 +243,7 @@ class Conversation:
         self._cancel: threading.Event | None = None
         self._progress = asyncio.Event()
         self._stopped = False
+        self._held = False  # provisioning from a stick: frames keep the clock, nobody is listened to
         self._t_audio = 0.0
         self._level_frames = 0
         self._mic_gen = 0
@@ -290,6 +291,46 @@ class Conversation:
                 await self._tts.call(self.phrases.get, self.engines.tts, self.persona.greeting_for(lang), lang)
                 if lang not in self.llm_languages:
                     await self._tts.call(self.phrases.get, self.engines.tts, fallback_reply(self.persona, lang), lang)
+
+    async def hold(self) -> None:
+        """Stop listening (a stick is being provisioned): the reply in progress is cut cleanly
+        (speaker flushed, generation cancelled) and awaited; microphone frames keep moving the clock
+        but start no turn until :meth:`release`."""
+        self._held = True
+        self._end_pending_barge()
+        if self.turn_active:
+            self.speaker.flush()
+            if self._cancel is not None:
+                self._cancel.set()
+            self._turn_task.cancel()
+            await asyncio.wait({self._turn_task})
+        self.endpointer.reset()
+
+    def release(self) -> None:
+        """Listen again, as to a new visitor."""
+        self.endpointer.reset()
+        self.history.clear()
+        self.gate.sleep()
+        self._held = False
+        self._set_screen(state=KioskState.IDLE, heard="", saying="")
+
+    async def switch_persona(self, persona: Persona) -> None:
+        """Answer as ``persona`` from now on (a new profile went live): its prompt, names, languages
+        and greetings; history starts empty. The engines stay loaded; the caller gives the TTS the
+        new voice."""
+        self.persona = persona
+        self.languages = [lang for lang in persona.languages if lang in self.cfg.session.languages] or \
+            list(self.cfg.session.languages)
+        self.prefix = prompt.prefix(persona)
+        self.history.clear()
+        self.gate = WakeGate(persona.wake_mode or self.cfg.wake.mode, self.cfg.wake.followup_s, persona.all_names)
+        self.use_names()
+        await self.prepare()
+
+    def use_names(self) -> None:
+        """The gate listens for the persona's names: help STT hear them."""
+        if hasattr(self.engines.stt, "set_names"):
+            self.engines.stt.set_names(self.persona.all_names)
 
     def stop(self) -> None:
         self._stopped = True
@@ -370,6 +411,8 @@ class Conversation:
 
         # The guard must see every frame (it fits the echo over a window of recent audio).
         echo = self.guard.explained(frame, self.speaker.played_pos16k)
+        if self._held:
+            return
         voiced = self.classifier(frame) and not echo  # our own voice coming back is not a visitor
         if self._wake is not None:
             self._checks += 1  # virtual time waits for the verdict, as a device would not need to
@@ -691,15 +734,26 @@ class Conversation:
 
     async def say(self, text: str, language: str) -> None:
         """Speak a fixed text (the technician's ``avatar-kiosk say``), as a turn of its own."""
-        m: dict = {}
-        await self._speak(f"say-{uuid.uuid4().hex[:8]}", 0, ("fixed", text), language, time.monotonic(), m)
+        await self._say_fixed(f"say-{uuid.uuid4().hex[:8]}", text, language)
 
     async def greet(self, language: str | None = None) -> None:
         """Speak the persona's greeting (from the phrase cache)."""
         language = language or self.languages[0]
-        m: dict = {}
-        await self._speak("greeting", 0, ("fixed", self.persona.greeting_for(language)), language,
-                          time.monotonic(), m)
+        await self._say_fixed("greeting", self.persona.greeting_for(language), language)
+
+    async def _say_fixed(self, turn_id: str, text: str, language: str) -> None:
+        await self._speak(turn_id, 0, ("fixed", text), language, time.monotonic(), {})
+        # Queued, not yet heard: the screen says "speaking" until it has played, then goes back to
+        # waiting for a visitor (unless a visitor's turn took over meanwhile).
+        asyncio.get_running_loop().create_task(self._idle_after_playback())
+
+    async def _idle_after_playback(self) -> None:
+        while self.speaker.busy and not self._stopped:
+            self._progress.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), timeout=0.05)
+        if not self.turn_active and self.screen.state == KioskState.SPEAKING:
+            self._set_screen(state=KioskState.IDLE, saying="")
 
 
 async def run_conversation(settings, mic: Mic, speaker: Speaker, persona: Persona, *,

@@ -1,9 +1,10 @@
-"""What the daemon runs: the :class:`KioskApp` protocol and the built-in apps.
+"""What the daemon runs: the :class:`KioskApp` protocol, and the maintenance screen.
 
-The real app (conversation loop + face renderer) comes from ``appliance.demo.build_app(settings,
-args)``; :func:`make_app` tries it and, if it cannot even be built, falls back to
-:class:`MaintenanceApp`, which shows the reason on the screen and keeps the service up so a
-technician can see what is wrong (``avatar-kiosk status``, ``journalctl -u avatar-kiosk``).
+The real app is :class:`appliance.app.kiosk.KioskApp`; ``avatar-kiosk run`` hands the daemon a
+factory for it (:mod:`appliance.app.run`). The daemon never imports it: when building or starting
+the app fails, the daemon shows :class:`MaintenanceApp` with the reason and keeps the service up so
+a technician can see what is wrong (``avatar-kiosk status``, ``journalctl -u avatar-kiosk``). Stand-in
+apps for the daemon's own tests live in ``tests/support``.
 
 Threading: the daemon runs ONE asyncio loop on the process's main thread, and pygame lives on
 that same thread — every pygame call (display, event pump, flip) must be made from a coroutine or
@@ -13,14 +14,6 @@ to worker threads (``loop.run_in_executor`` / ``asyncio.to_thread``) and hands r
 (``await asyncio.sleep(...)``), so the loop keeps serving the control socket, signals and the
 watchdog between frames. Anything that blocks the loop for longer than half of ``WatchdogSec=``
 stops the watchdog pings, and systemd restarts the kiosk: that is intended.
-
-For tests and bring-up, ``AVATAR_KIOSK_APP`` selects a built-in app instead of the real one:
-``null`` (reports state, does nothing), ``hang`` (blocks the loop after
-``AVATAR_KIOSK_HANG_AFTER`` seconds), ``unhealthy`` (health check fails after that time),
-``fail`` (start() raises, as a model that fails to load), ``slowstop`` (stop() never returns),
-``busy`` (a worker thread is still inside a long call at stop), ``slowstart`` (loading takes
-``AVATAR_KIOSK_HANG_AFTER`` seconds),
-``maintenance`` (the maintenance screen with ``AVATAR_KIOSK_REASON``).
 """
 
 from __future__ import annotations
@@ -29,7 +22,6 @@ import asyncio
 import logging
 import os
 import textwrap
-import time
 from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("avatar-kiosk.daemon")
@@ -49,10 +41,11 @@ class KioskApp(Protocol):
       ``{"cmd": "ask", "text": "..."}``; return ``{"ok": True, ...}`` or
       ``{"ok": False, "error": "one line"}``.
     * ``async def reload(self, settings) -> None`` — SIGHUP with freshly loaded Settings; without
-      it the daemon stops the app and starts a new one from :func:`make_app`.
+      it the daemon stops the app and starts a new one from its factory.
     * ``async def provision(self, path: pathlib.Path) -> None`` — a USB stick was mounted read-only
       at ``path`` (box: /run/avatar-kiosk/usb/sdb1): copy the bundle off it, verify, switch
       profile, report. Runs as its own task; the daemon keeps pinging meanwhile.
+    * ``async def stick_removed(self, path: pathlib.Path) -> None`` — that stick was pulled.
     * ``exit_code: int | None`` — set it (e.g. after ``run --exit-after`` or at the end of a
       ``--visitor`` file) and the daemon stops the app and exits with it.
     """
@@ -74,80 +67,6 @@ class KioskApp(Protocol):
 
     async def health(self) -> tuple[bool, str]:
         """(ok, reason): cheap, non-blocking; called from the loop before each watchdog ping."""
-
-
-class NullApp:
-    """A kiosk that does nothing but report its state: tests and bring-up of a new box."""
-
-    def __init__(self, settings: Any = None, behaviour: str = "null", after_s: float = 1.0, args: Any = None) -> None:
-        self.settings = settings
-        self.behaviour = behaviour
-        self.after_s = after_s
-        self._state = "loading"
-        self._text = "loading models"
-        self._started_at = 0.0
-        self._task: asyncio.Task | None = None
-        self.spoken: list[str] = []
-        self.reloads = 0
-        self.sticks: list[str] = []
-        self.exit_code: int | None = None
-        self.exit_after = float(getattr(args, "exit_after", 0.0) or 0.0)
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @property
-    def status_text(self) -> str:
-        return self._text
-
-    async def start(self) -> None:
-        await asyncio.sleep(self.after_s if self.behaviour == "slowstart" else 0.05)
-        if self.behaviour == "fail":
-            raise RuntimeError("model 'whisper-base' failed to load: test failure (AVATAR_KIOSK_APP=fail)")
-        self._state, self._text = "listening", "listening"
-        self._started_at = time.monotonic()
-        if self.behaviour == "hang":
-            self._task = asyncio.get_running_loop().create_task(self._hang())
-        elif self.behaviour == "busy":  # an inference call that is still running when SIGTERM comes
-            self._task = asyncio.ensure_future(asyncio.to_thread(time.sleep, 3600))
-        elif self.exit_after > 0:
-            asyncio.get_running_loop().call_later(self.exit_after, setattr, self, "exit_code", 0)
-
-    async def _hang(self) -> None:
-        await asyncio.sleep(self.after_s)
-        log.warning("test app: blocking the main loop now")
-        time.sleep(3600)  # deliberately blocks the loop: the watchdog must notice
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        if self.behaviour == "slowstop":
-            await asyncio.sleep(3600)
-        self._state, self._text = "stopped", "stopped"
-
-    async def health(self) -> tuple[bool, str]:
-        if self.behaviour == "unhealthy" and time.monotonic() - self._started_at > self.after_s:
-            return False, "test app: microphone delivers no frames"
-        return True, ""
-
-    def info(self) -> dict:
-        return {"profile": "none", "fps": 0.0, "turns": len(self.spoken), "reloads": self.reloads,
-                "sticks": self.sticks,
-                "stage_ms": {"stt": [100.0, 120.0, 300.0], "llm": [200.0, 250.0, 400.0]}}
-
-    async def command(self, request: dict) -> dict:
-        if request.get("cmd") == "say":
-            self.spoken.append(str(request.get("text", "")))
-            return {"ok": True, "said": self.spoken[-1]}
-        return {"ok": False, "error": f"the null app does not do {request.get('cmd')!r}"}
-
-    async def reload(self, settings: Any) -> None:
-        self.settings = settings
-        self.reloads += 1
-
-    async def provision(self, path: Any) -> None:
-        self.sticks.append(str(path))
 
 
 class MaintenanceApp:
@@ -260,30 +179,3 @@ class MaintenanceApp:
     def info(self) -> dict:
         return {"maintenance_reason": self.reason,
                 **({"devices": {"display": self._screen_error}} if self._screen_error else {})}
-
-
-TEST_APPS = ("null", "hang", "unhealthy", "fail", "slowstart", "slowstop", "busy", "maintenance")
-
-
-def make_app(settings: Any, args: Any) -> KioskApp:
-    """The app for ``avatar-kiosk run``: a test app by $AVATAR_KIOSK_APP, else the real kiosk
-    from ``appliance.demo.build_app``, else the maintenance screen with the reason."""
-    headless = bool(getattr(args, "headless", False))
-    choice = os.environ.get("AVATAR_KIOSK_APP", "").strip()
-    if choice == "maintenance":
-        return MaintenanceApp(settings, os.environ.get("AVATAR_KIOSK_REASON", "maintenance"), headless=headless)
-    if choice in TEST_APPS:
-        return NullApp(settings, choice, float(os.environ.get("AVATAR_KIOSK_HANG_AFTER", "1.0")), args)
-    if choice:
-        return MaintenanceApp(settings, f"AVATAR_KIOSK_APP={choice!r} is not one of {', '.join(TEST_APPS)}",
-                              headless=headless)
-    try:
-        from appliance import demo
-
-        return demo.build_app(settings, args)
-    except Exception as e:
-        from appliance import logs
-
-        reason = f"cannot build the kiosk app: {e.__class__.__name__}: {e}"
-        log.error("%s", reason, exc_info=True, extra=logs.fields(logs.MODEL_LOAD_FAILED, code="app_build"))
-        return MaintenanceApp(settings, reason, headless=headless)

@@ -47,7 +47,10 @@ class Notifier:
             return False
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Non-blocking: a notify socket nobody reads (a hung manager, a test's fake) fills up,
+                # and a blocking send would then freeze the main loop — the face and the control
+                # socket with it. A message that does not fit is dropped; the next one says the same.
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             self._sock.sendto("\n".join(lines).encode("utf-8", "replace"), self.address)
             return True
         except OSError:

@@ -3,7 +3,9 @@
 One asyncio loop on the main thread (pygame shares that thread; see :mod:`.apps`) does it all:
 
 1. STATUS=loading models, the control socket opens (``status`` works while models load);
-2. the app is built (:func:`.apps.make_app`) and started; if it fails, the reason goes to the
+2. the caller's start-up check runs (``preflight``: every engine once, in a child process, so a
+   native library that crashes names itself instead of crash-looping the service), then the app
+   is built by the caller's ``app_factory`` and started; if either fails, the reason goes to the
    journal (MODEL_LOAD_FAILED) and the maintenance screen takes its place — the service stays up;
 3. READY=1; from then on, every tick: STATUS= follows the app's status line, and every half
    ``WatchdogSec=`` the app's ``health()`` runs *on the loop* and only a passing check sends
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import config as config_mod
@@ -76,15 +79,20 @@ def _gpu_mem_of(pid: int) -> int | None:
     return sum(used) if used else 0
 
 
+AppFactory = Callable[[paths.Settings, Any], "apps.KioskApp"]
+Preflight = Callable[[paths.Settings], "str | None"]  # None: go on; else the reason for the maintenance screen
+
+
 class Kiosk:
     """The daemon core: owns the app, the notifier, the control socket and the signals."""
 
-    def __init__(self, settings: paths.Settings, args: Any, notifier: Notifier | None = None,
-                 app_factory=apps.make_app) -> None:
+    def __init__(self, settings: paths.Settings, args: Any, app_factory: AppFactory,
+                 notifier: Notifier | None = None, preflight: Preflight | None = None) -> None:
         self.settings = settings
         self.args = args
         self.notifier = notifier or Notifier()
         self.app_factory = app_factory
+        self.preflight = preflight
         self.app: Any = None
         self.started = time.monotonic()
         self.errors = RecentErrors()
@@ -197,6 +205,13 @@ class Kiosk:
         try:
             if getattr(self.args, "config_error", None):
                 raise config_mod.ConfigError(self.args.config_error)
+            if self.preflight is not None:
+                finished, reason = await self._until_stop(asyncio.to_thread(self.preflight, self.settings))
+                if not finished:
+                    return False
+                if reason:
+                    await self._maintenance(reason)
+                    return True
             self.app = self.app_factory(self.settings, self.args)
             finished, _ = await self._until_stop(self.app.start())
             if not finished:
@@ -344,6 +359,9 @@ class Kiosk:
         new, gone = usb.scan()
         for path in gone:
             log.info("USB stick removed: %s", path, extra=logs.fields(device=path.name))
+            hook = getattr(self.app, "stick_removed", None)
+            if hook is not None:
+                await hook(path)
         for path in new:
             hook = getattr(self.app, "provision", None)
             if hook is None:
@@ -366,8 +384,9 @@ class Kiosk:
             await asyncio.sleep(interval)
 
 
-def main(settings: paths.Settings, args: Any) -> int:
-    """Entry point of ``avatar-kiosk run`` (the systemd unit's ExecStart, via kiosk-session)."""
+def main(settings: paths.Settings, args: Any, app_factory: AppFactory, preflight: Preflight | None = None) -> int:
+    """Run the daemon around the app ``app_factory`` builds (``avatar-kiosk run`` passes the kiosk
+    app; the tests pass stand-ins for the daemon's own mechanics)."""
     if getattr(args, "headless", False):
         os.environ["SDL_VIDEODRIVER"] = "dummy"
     elif settings.config.display.sdl_driver:
@@ -378,7 +397,7 @@ def main(settings: paths.Settings, args: Any) -> int:
     asyncio.set_event_loop(loop)
     code = 1
     try:
-        code = loop.run_until_complete(Kiosk(settings, args).run())
+        code = loop.run_until_complete(Kiosk(settings, args, app_factory, preflight=preflight).run())
         pending = asyncio.all_tasks(loop)
         for t in pending:
             t.cancel()

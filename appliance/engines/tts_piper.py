@@ -29,6 +29,7 @@ class PiperEspeakTTS:
         self.voice_id = f"piper:{voice_path.stem}|espeak:{russian_voice}"
         self._base_id = self.voice_id
         self.matcher = None
+        self.match_profiles = voice_profile is not None  # use_profile() applies a profile's voice match
         if voice_profile is not None:
             self.use_voice_profile(voice_profile)
 
@@ -45,6 +46,13 @@ class PiperEspeakTTS:
         # part of the phrase-cache key: a new voice profile must not replay old audio
         self.voice_id = f"{self._base_id}|match:{vp.target_f0:.0f}/{vp.source_f0:.0f}/{vp.alpha}"
 
+    def use_profile(self, folder: Path) -> None:
+        """Speak in the voice of the profile at ``folder`` (a stick was provisioned while running)."""
+        if self.match_profiles:
+            from ..voice.match import PROFILE_FILE
+
+            self.use_voice_profile(folder / "derived" / PROFILE_FILE)
+
     @classmethod
     def from_settings(cls, settings) -> PiperEspeakTTS:
         from ..models import load_manifest
@@ -55,7 +63,9 @@ class PiperEspeakTTS:
         from ..voice.match import PROFILE_FILE
 
         profile = settings.paths.current_profile / "derived" / PROFILE_FILE if cfg.voice_match else None
-        return cls(model.path(settings.paths.models_dir, onnx), russian_voice=cfg.russian_voice, voice_profile=profile)
+        engine = cls(model.path(settings.paths.models_dir, onnx), russian_voice=cfg.russian_voice, voice_profile=profile)
+        engine.match_profiles = cfg.voice_match
+        return engine
 
     def synthesize(self, text: str, language: str) -> Iterator[np.ndarray]:
         text = text.strip()

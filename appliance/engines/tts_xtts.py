@@ -90,16 +90,24 @@ class XttsTTS:
 
         cfg = settings.config.tts
         folder = load_manifest(settings.paths.manifest).get(cfg.model).path(settings.paths.models_dir)
-        latents = settings.paths.current_profile / "voice" / LATENTS_FILE  # written by provisioning
-        engine = cls(folder, device=cfg.device, latents=latents if latents.is_file() else None)
-        reference = settings.paths.current_profile / "derived" / "voice_reference.wav"
-        if engine.gpt_cond_latent is None and reference.is_file():
+        engine = cls(folder, device=cfg.device)
+        engine.use_profile(settings.paths.current_profile)
+        return engine
+
+    def use_profile(self, profile: Path) -> None:
+        """Clone the voice of the profile at ``profile``: its latents (written by provisioning), else
+        computed once from its reference recording and cached with it."""
+        latents = profile / "voice" / LATENTS_FILE
+        if latents.is_file():
+            self.load_latents(latents)
+            return
+        reference = profile / "derived" / "voice_reference.wav"
+        if reference.is_file():
             # A profile provisioned while the kiosk still ran the embedded voice: switching config.toml
             # to XTTS must not leave it mute, so the latents are computed from the profile's cleanest
             # samples once, here, and cached with the profile like provisioning does.
             log.info("XTTS: no speaker latents in the profile yet; computing them from %s", reference.name)
-            engine.compute_latents([reference], out=latents)
-        return engine
+            self.compute_latents([reference], out=latents)
 
     # --- speaker latents (provisioning computes them once; the daemon only loads them)
     def compute_latents(self, wavs: Sequence[Path], out: Path | None = None) -> None:

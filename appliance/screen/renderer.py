@@ -23,7 +23,8 @@ landscape screens put the face on the left and the panel on the right.
 States (``ScreenModel.state``): idle (face alive, a hint to say hello), listening (a green ring, a
 "Listening" cue and a live level meter), thinking (animated dots; the visitor's words shown),
 speaking (the visitor's words small and grey, the reply's caption large), provisioning (a progress
-bar with the step's name), error (a big plain message and what to do, no face).
+bar with the step's name), error (a big plain message and what to do, no face). A ``notice`` (a
+refused USB stick's reason) is a band at the bottom of the text panel in any state but error.
 """
 
 from __future__ import annotations
@@ -216,7 +217,19 @@ class Renderer:
             self._speaking(model, p)
         elif state == KioskState.PROVISIONING:
             self._provisioning(model, p)
+        if model.notice:
+            self._notice(model.notice, p)
         return self.screen
+
+    def _notice(self, text: str, p) -> None:
+        """A message that stays until its cause goes (a refused USB stick): a band at the bottom of the
+        panel, over whatever the state drew there, never over the face."""
+        lines = self.wrap(text, self.fs_small, p.w - 2 * self.pad)[:5]
+        h = len(lines) * int(self.fs_small * 1.25) + 2 * self.pad
+        band = self.pg.Rect(p.x, p.bottom - h, p.w, h)
+        self.pg.draw.rect(self.screen, ERROR_BG, band, border_radius=self.pad)
+        self.pg.draw.rect(self.screen, WARN, band, 2, border_radius=self.pad)
+        self._lines(lines, self.fs_small, TEXT, band.x + self.pad, band.y + self.pad, band.w - 2 * self.pad)
 
     def _idle(self, m: ScreenModel, p, t: float) -> None:
         pulse = 0.75 + 0.25 * math.sin(2 * math.pi * t / 2.4)

@@ -1,0 +1,345 @@
+"""The kiosk: conversation loop + face + screen (+ recording) on one asyncio loop, and USB sticks
+taken while it runs.
+
+pygame and the loop share the main thread: the render step runs as a coroutine on the loop, so
+every pygame call is made from the main thread, and engines keep to their own worker threads.
+
+Timing: the face frame for "now" comes from the speaker's played-samples clock (AudioClock), never
+from wall time. With no sound card the RecordingSpeaker's clock is advanced by microphone audio
+time, so the visitor's recording, the kiosk's voice and the video share one timeline — which is
+also what makes a recorded run's lips line up with its audio.
+
+The daemon drives it through its app protocol (:class:`appliance.daemon.apps.KioskApp`): ``start``,
+``stop``, ``health``, ``info``, ``command`` (say / ask), ``provision`` (a stick appeared) and
+``stick_removed``. The demo drives the very same object with a WAV-file visitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.mic import Mic
+from ..audio.resample import resample
+from ..audio.speaker import Speaker
+from ..messages import KioskState, MouthPose, ScreenModel, TurnEvent
+from ..paths import Settings
+from .profile import ProfileFiles, active_profile
+from .sticks import StickProvisioner
+
+log = logging.getLogger("avatar-kiosk.app")
+
+HINT = "Say hello! · Скажите «привет»!"
+CYRILLIC = ("а", "я")
+
+
+def guess_language(text: str, default: str) -> str:
+    return "ru" if any(CYRILLIC[0] <= c.lower() <= CYRILLIC[1] or c.lower() == "ё" for c in text) else default
+
+
+def build_face(settings: Settings, resolved, photo: Path):
+    """(animator, neural lip-sync or None) for ``photo``: the mesh warp, wrapped by the neural
+    lip-sync when ``face.engine = "neural-lipsync"`` resolved (its weights are there). Blocking."""
+    from ..face.animator import MeshWarpAnimator
+    from ..face.rig import FaceManager
+
+    cfg = settings.config
+    rig = FaceManager(settings.paths.cache_dir, size=cfg.face.size).load(photo)
+    animator = MeshWarpAnimator(rig, size=cfg.face.size)
+    if resolved is None or resolved.face.engine != "neural-lipsync":
+        return animator, None
+    from ..engines.lipsync_onnx import NeuralLipsync, NeuralLipsyncAnimator, face_box
+
+    lipsync = NeuralLipsync.from_settings(Settings(resolved, settings.paths))
+    wrapped = NeuralLipsyncAnimator(animator, lipsync, face_box(rig))
+    wrapped.frame(0.05, MouthPose())  # warm: the first word must not pay for the session's set-up
+    lipsync.clear()
+    log.info("face: neural lip-sync (%s, %s), face box %s", resolved.face.lipsync_model,
+             "+".join(lipsync.model.providers), wrapped.face_box)
+    return wrapped, wrapped
+
+
+class KioskApp:
+    """The real kiosk. ``mic``/``speaker`` are the caller's: PortAudio devices on the box, a WAV
+    visitor and a recording speaker in the demo and the tests.
+
+    ``finish_with_mic``: a WAV visitor's end ends the run (``exit_code`` 0); ``exit_after_s``: stop
+    after that much microphone audio; ``speaker_out``: at stop, write what the speaker played
+    (a RecordingSpeaker) to this WAV."""
+
+    def __init__(self, settings: Settings, *, mic: Mic, speaker: Speaker, headless: bool,
+                 record: Path | None = None, exit_after_s: float | None = None, finish_with_mic: bool = False,
+                 speaker_out: Path | None = None, greet: bool = True) -> None:
+        self.settings = settings
+        self.mic = mic
+        self.speaker = speaker
+        self.headless = headless
+        self.record = record
+        self.exit_after_s = exit_after_s or None
+        self.finish_with_mic = finish_with_mic
+        self.speaker_out = speaker_out
+        self.greet_at_start = greet
+        self.exit_code: int | None = None
+        self.profile: ProfileFiles | None = None
+        self.conv = None
+        self.engines = None
+        self.animator = None
+        self.lipsync = None
+        self.recorder = None
+        self.recorded: Path | None = None
+        self.record_audio = None  # () -> a WAV to put under the recorded video (the demo mixes the visitor in)
+        # What the conversation shows, and what the app lays over it (a stick being set up; a
+        # notice such as a refused stick's reason, kept until the stick is pulled).
+        self.screen = ScreenModel(state=KioskState.IDLE, hint=HINT)
+        self.overlay: ScreenModel | None = None
+        self.notice = ""
+        # Bounded: the daemon runs for months. Audio events are not kept (their samples went to the
+        # mouth tracker, which forgets old audio by itself).
+        self.events: deque[TurnEvent] = deque(maxlen=2000)
+        self.frames = 0
+        self.frame_ms: deque[float] = deque(maxlen=20_000)  # ~13 min at 25 fps
+        self.sticks = StickProvisioner(self)
+        self._task: asyncio.Task | None = None
+        self._render: asyncio.Task | None = None
+        self._done = asyncio.Event()
+        self._frames_at_health = 0
+        self._health_t = time.monotonic()
+        self._closed = False
+
+    # ------------------------------------------------------------------ the daemon's view
+    @property
+    def state(self) -> str:
+        if self.conv is None:
+            return "loading"
+        if self.sticks.busy:
+            return "provisioning"
+        return {KioskState.SPEAKING: "speaking", KioskState.ERROR: "error"}.get(self.screen.state, "listening")
+
+    @property
+    def status_text(self) -> str:
+        if self.conv is None:
+            return "loading models"
+        return f"{self.state} ({self.profile.persona.name})"
+
+    async def start(self) -> None:
+        """Load the face and the engines, open the screen, greet, listen."""
+        from ..conversation.orchestrator import Conversation, load_engines
+        from ..conversation.storage import TurnStore
+        from ..face.mouth import MouthTracker
+        from ..screen.renderer import Renderer
+
+        cfg = self.settings.config
+        loop = asyncio.get_running_loop()
+        self.profile = active_profile(self.settings)
+        self.renderer = Renderer(cfg.display, headless=self.headless, fps=cfg.face.fps)
+        self.renderer.draw(ScreenModel(state=KioskState.PROVISIONING, step="Waking up…", progress=0.2), None)
+        self.renderer.present()
+        self.tracker = MouthTracker(self.speaker.rate, fps=cfg.face.fps)
+        self.engines = await loop.run_in_executor(None, load_engines, self.settings)
+        self.animator, self.lipsync = await loop.run_in_executor(None, build_face, self.settings,
+                                                                 self.engines.config, self.profile.photo)
+        self.store = TurnStore(self.settings.paths.db_path, cfg.privacy)
+        self.conv = Conversation(self.settings, self.profile.persona, self.engines, self.mic, self.speaker,
+                                 on_event=self.on_event, store=self.store)
+        self.screen = ScreenModel(state=KioskState.IDLE, hint=HINT)
+        self._render = loop.create_task(self._render_loop())
+        self._task = loop.create_task(self._run())
+        self._task.add_done_callback(self._finished)
+
+    async def _run(self) -> None:
+        self.speaker.start()
+        try:
+            if self.greet_at_start:
+                await self.conv.greet(self.profile.persona.languages[0])
+            await self.conv.run(stop_after_audio_s=self.exit_after_s)
+        finally:
+            self._done.set()
+
+    def _finished(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.error("the kiosk loop stopped: %s", task.exception())
+            self.exit_code = 1
+        elif self.exit_code is None and (self.finish_with_mic or self.exit_after_s):
+            self.exit_code = 0
+
+    async def wait(self) -> None:
+        """Until the conversation has ended (a WAV visitor is done, or stop())."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({self._task})
+
+    async def stop(self) -> None:
+        """Abandon the current turn, close devices and the screen (bounded: the daemon gives 2.5 s)."""
+        self._done.set()
+        if self.conv is not None:
+            self.conv.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), 2.0)
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._render is not None:
+            self._render.cancel()
+        if self.speaker_out is not None and hasattr(self.speaker, "recording"):
+            from ..audio.wav import write_wav
+
+            with contextlib.suppress(Exception):
+                write_wav(self.speaker_out, self.speaker.recording(), self.speaker.rate)
+        if self.recorder is not None:
+            try:
+                self.recorded = self.recorder.finish(self.record_audio() if self.record_audio else None)
+            except Exception as e:
+                log.warning("the recording could not be finished: %s", e)
+        with contextlib.suppress(Exception):
+            self.speaker.stop()
+        if self.conv is not None:
+            self.conv.close()
+        if getattr(self, "store", None) is not None:
+            self.store.close()
+        if getattr(self, "renderer", None) is not None:
+            self.renderer.close()
+
+    async def health(self) -> tuple[bool, str]:
+        """Healthy while the loop runs and the screen keeps getting frames."""
+        if self._task is None or self.conv is None:
+            return False, "not started"
+        if self._task.done():
+            return self.exit_code == 0, "the conversation loop has ended"
+        now = time.monotonic()
+        if self.frames != self._frames_at_health:
+            self._frames_at_health, self._health_t = self.frames, now
+        elif now - self._health_t > 10.0:
+            return False, "no video frame for 10 s (the audio clock or the renderer is stuck)"
+        return True, "ok"
+
+    def info(self) -> dict:
+        if self.conv is None:
+            return {}
+        stage: dict[str, list[float]] = {}
+        for m in self.conv.metrics:
+            for name in ("eos_s", "stt_s", "llm_first_token_s", "llm_first_sentence_s", "tts_first_chunk_s",
+                         "ttfa_s"):
+                stage.setdefault(name.removesuffix("_s"), []).append(getattr(m, name) * 1000)
+        recent = list(self.frame_ms)[-250:]
+        return {"profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
+                "outcomes": [m.outcome for m in list(self.conv.metrics)[-20:]],
+                "render_ms_p50": sorted(recent)[len(recent) // 2] if recent else None, "stage_ms": stage,
+                "notice": self.notice, "provisioning": self.sticks.info()}
+
+    async def command(self, request: dict) -> dict:
+        """``say`` and ``ask`` from the control socket: the kiosk speaks (face and captions too)."""
+        if self.conv is None:
+            return {"ok": False, "error": "the kiosk is still loading"}
+        cmd = request.get("cmd")
+        if cmd not in ("say", "ask"):
+            return {"ok": False, "error": f"unknown command {cmd!r}"}
+        if self.sticks.busy:
+            return {"ok": False, "error": "the kiosk is setting up a new persona from a USB stick; try again in a "
+                                          "minute"}
+        text = str(request.get("text", "")).strip()
+        if not text:
+            return {"ok": False, "error": "nothing to say" if cmd == "say" else "nothing to ask"}
+        language = request.get("language") or guess_language(text, self.conv.languages[0])
+        if cmd == "say":
+            await self.conv.say(text, language)
+            return {"ok": True, "said": text, "language": language, "persona": self.profile.persona.name}
+        reply, metrics = await self.conv.typed_turn(text, request.get("language"))
+        return {"ok": True, "reply": reply, "language": metrics.language, "persona": self.profile.persona.name}
+
+    async def provision(self, path: Path) -> None:
+        """A USB stick appeared (mounted read-only at ``path``): see :mod:`.sticks`."""
+        await self.sticks.provision(Path(path))
+
+    async def stick_removed(self, path: Path) -> None:
+        self.sticks.removed(Path(path))
+
+    # ------------------------------------------------------------------ profile switch
+    async def use_profile(self, profile: ProfileFiles) -> None:
+        """Run as ``profile`` from now on: its face, voice, persona prompt and greetings. Loads no
+        model again; the face rig comes from the cache provisioning filled."""
+        loop = asyncio.get_running_loop()
+        animator, lipsync = await loop.run_in_executor(None, build_face, self.settings, self.engines.config,
+                                                       profile.photo)
+        tts = self.engines.tts
+        if hasattr(tts, "use_profile"):
+            await loop.run_in_executor(None, tts.use_profile, profile.folder)
+        await self.conv.switch_persona(profile.persona)
+        self.tracker.clear(self.speaker.played_samples)
+        self.animator, self.lipsync, self.profile = animator, lipsync, profile
+
+    async def restore_voice(self) -> None:
+        """After a refused stick: provisioning borrowed the engines; give them this profile back."""
+        tts = self.engines.tts
+        if hasattr(tts, "use_profile"):
+            await asyncio.get_running_loop().run_in_executor(None, tts.use_profile, self.profile.folder)
+        self.conv.use_names()
+
+    # ------------------------------------------------------------------ events and frames
+    def on_event(self, item: object) -> None:
+        """Events from the conversation (on the loop thread)."""
+        if isinstance(item, ScreenModel):
+            self.screen = replace(item, hint=item.hint or self.screen.hint)
+            return
+        if not isinstance(item, TurnEvent):
+            return
+        if item.kind == "audio":
+            chunk, start_s, rate = item.data["chunk"], item.data["start_s"], item.data["rate"]
+            samples = chunk.samples if rate == self.speaker.rate else resample(chunk.samples, rate, self.speaker.rate)
+            self.tracker.add(samples.astype(np.float32), int(round(start_s * self.speaker.rate)))
+            if self.lipsync is not None:
+                self.lipsync.add_audio(resample(chunk.samples.astype(np.float32), rate, 16000), start_s)
+            return
+        self.events.append(item)
+        if item.kind == "barge_in":
+            self.tracker.clear(int(round(item.data.get("stopped_at_s", 0.0) * self.speaker.rate)))
+            if self.lipsync is not None:
+                self.lipsync.clear(item.data.get("stopped_at_s", 0.0))
+
+    def shown(self) -> ScreenModel:
+        """What the screen shows now: the overlay (a stick being set up), else the conversation's
+        state with the notice on top."""
+        if self.overlay is not None:
+            return self.overlay
+        return replace(self.screen, notice=self.notice) if self.notice else self.screen
+
+    async def _render_loop(self) -> None:
+        from ..screen.clock import AudioClock
+
+        fps = self.settings.config.face.fps
+        clock = AudioClock(lambda: self.speaker.played_samples, self.speaker.rate, fps)
+        if self.record is not None:
+            from ..screen.record import Recorder
+            self.recorder = Recorder(self.record, self.renderer.size, fps)
+        while not self._done.is_set():
+            if not self.renderer.pump():
+                self._done.set()
+                if self.conv is not None:
+                    self.conv.stop()
+                break
+            k = clock.due()
+            if k is None:
+                await asyncio.sleep(0.004)
+                continue
+            t0 = time.perf_counter()
+            t = k / fps
+            face = self.animator.frame(t, self.tracker.pose_at_frame(k))
+            self.renderer.draw(self.shown(), face, t=t)
+            self.renderer.present()
+            if self.recorder is not None:
+                self.recorder.add_frame(self.renderer.rgb(), index=k)
+            self.frames += 1
+            self.frame_ms.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0)  # let the conversation's callbacks run between frames
