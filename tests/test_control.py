@@ -1,4 +1,6 @@
-"""The control socket and the technician commands against a real daemon child."""
+"""The control socket's mechanics (permissions, peer check, framing, stale sockets) and the technician
+commands, against a real daemon child running a stand-in app. What the real kiosk answers to
+``say`` and ``ask`` is tested through its front door in test_kiosk_app.py."""
 
 from __future__ import annotations
 
@@ -95,7 +97,7 @@ def test_peer_uid_check_refuses_other_users_even_when_the_file_lets_them_in(daem
     assert any(f"uid {NOBODY}" in e["msg"] for e in control(sock, {"cmd": "status"})["errors"])
 
 
-def test_say_reaches_the_app_and_bad_requests_get_one_line(daemon):
+def test_app_commands_pass_through_to_the_app_and_bad_requests_get_one_line(daemon):
     _home, sock, _p = daemon
     assert control(sock, {"cmd": "say", "text": "Привет"}) == {"ok": True, "said": "Привет"}
     assert control(sock, {"cmd": "status"})["info"]["turns"] >= 1

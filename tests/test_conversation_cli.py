@@ -48,14 +48,10 @@ def test_bench_reports_every_stage(home, tmp_path, capsys):
     assert cli.main(["bench", "--turns", "2", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["turns"] == 2
-    for f in bench.FIELDS:
-        assert res[f]["p50"] >= 0
-    assert res["ttfa_s"]["p50"] >= res["eos_s"]["p50"] > 0
+    for f in bench.FIELDS:  # both English questions went through every stage, each took time
+        assert res[f]["n"] == 2 and res[f]["p50"] > 0, (f, res[f])
+    assert res["ttfa_s"]["p50"] > res["eos_s"]["p50"] + res["stt_s"]["p50"]
     assert res["overhead_ratio"]["p50"] >= 0.99
     text = capsys.readouterr().out
     assert "time to first audio" in text and "overhead ratio" in text
 
-
-def test_bench_hooks_say_not_built_yet(home, capsys):
-    assert bench._hook("appliance.no_such_bench_module", home, None) == 3
-    assert "not built yet" in capsys.readouterr().out

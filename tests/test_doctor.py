@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from appliance import config as config_mod
+from appliance import models as models_mod
 from appliance import paths as paths_mod
 from appliance.daemon import doctor
 
@@ -103,33 +104,48 @@ def test_profile_and_clock(settings, tmp_path):
 
 
 def test_doctor_on_this_machine_names_what_a_real_box_would_lack(settings):
+    """The real command on this machine: every FAIL carries its fix on the same line, the exit code
+    follows the FAILs, and what any machine has (config, disk, clock, the installed embedded models)
+    passes. Which devices fail here is the fake-tree tests' business, not a recomputation here."""
     env = {**os.environ, "AVATAR_KIOSK_CONFIG": str(settings.paths.config_file)}
     r = subprocess.run([sys.executable, "-m", "appliance", "doctor"], cwd=REPO, env=env, capture_output=True,
                        text=True, timeout=120)
     lines = r.stdout.splitlines()
-    assert lines[-1].endswith("problem(s)") or lines[-1] == "all checks passed"
-    assert r.returncode == (1 if any(ln.startswith("FAIL") for ln in lines) else 0)
-    tags = {ln.split()[1]: ln.split()[0] for ln in lines if ln[:4] in ("PASS", "FAIL", "INFO")}
-    # what this CI machine really has and lacks (each line states its own truth)
-    assert tags["microphone"] == ("PASS" if list(Path("/dev/snd").glob("pcmC*c")) else "FAIL")
-    assert tags["gpu"] == ("PASS" if doctor.Machine().which("nvidia-smi") else "FAIL")
+    checks = [ln for ln in lines if ln[:4] in ("PASS", "FAIL", "INFO", "WARN")]
+    fails = [ln for ln in checks if ln.startswith("FAIL")]
+    assert lines[-1] == (f"{len(fails)} problem(s)" if fails else "all checks passed"), r.stdout
+    assert r.returncode == (1 if fails else 0)
+    assert all("-> fix:" in ln for ln in fails), fails
+    tags = {ln.split()[1]: ln.split()[0] for ln in checks}
     for always in ("config", "disk", "clock"):
         assert tags[always] == "PASS", r.stdout
-    assert all(t == "PASS" for n, t in tags.items() if n == "model"), r.stdout
+    embedded = {m.id for m in models_mod.load_manifest(REPO / "models" / "manifest.toml").for_tier("embedded")}
+    model_lines = {ln.split()[2]: ln.split()[0] for ln in checks if ln.split()[1] == "model"}
+    assert embedded <= set(model_lines), (embedded, model_lines)
+    assert all(model_lines[m] == "PASS" for m in embedded), r.stdout
 
 
-def test_box_setup_check_names_what_install_sh_would_fix(settings, tmp_path):
-    name, ok, detail, fix = doctor.check_box_setup(settings, doctor.Machine(path=str(tmp_path)))
-    assert name == "box setup"
-    # this test machine has no avatar user and no cage: both are named, with the installer as the fix
-    if ok is False:
-        assert "install.sh" in fix or "usermod" in fix or "loginctl" in fix
+def test_box_setup_check_names_what_install_sh_would_fix(settings, tmp_path, monkeypatch):
+    import grp
     import pwd
+    from types import SimpleNamespace
 
-    try:
-        pwd.getpwnam("avatar")
-    except KeyError:
-        assert ok is False and "no user avatar" in detail and "no display server" in detail
+    def no_user(name):
+        raise KeyError(name)
+
+    monkeypatch.setattr(pwd, "getpwnam", no_user)
+    name, ok, detail, fix = doctor.check_box_setup(settings, doctor.Machine(path=str(tmp_path)))
+    assert (name, ok) == ("box setup", False)
+    assert "no user avatar" in detail and "no display server" in detail and "install.sh" in fix
+    # the user exists but install.sh's groups were never added: the fix is the exact usermod
+    monkeypatch.setattr(pwd, "getpwnam", lambda n: SimpleNamespace(pw_name=n))
+    monkeypatch.setattr(grp, "getgrall", lambda: [SimpleNamespace(gr_name="audio", gr_mem=["avatar"])])
+    cage = tmp_path / "cage"
+    cage.write_text("#!/bin/sh\n")
+    cage.chmod(0o755)
+    name, ok, detail, fix = doctor.check_box_setup(settings, doctor.Machine(path=str(tmp_path)))
+    assert ok is False and "not in group(s) video, render" in detail
+    assert fix.startswith("sudo usermod -aG video,render avatar")
 
 
 def test_doctor_warns_when_a_production_engine_falls_back(settings):

@@ -56,6 +56,14 @@ def _wait(sock: Path, what: str, pred, timeout: float) -> dict:
     raise AssertionError(f"timed out waiting for {what}; last status: {st}")
 
 
+def _plug(kiosk: dict, folder: Path, dev: str) -> Path:
+    """Plug a stick in: its files appear at once under the run folder's usb/, as a mount makes them."""
+    stick = kiosk["usb"] / dev
+    stick.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(stick)
+    return stick
+
+
 def _stick_source(tmp: Path, persona: str) -> Path:
     """An installer's folder: the demo bundle's photo and voice with another persona.toml."""
     src = tmp / "maria-src"
@@ -117,10 +125,11 @@ def test_say_and_ask_over_the_control_socket(kiosk):
 
 
 def test_a_broken_stick_is_refused_and_the_old_persona_keeps_answering(kiosk):
-    stick = kiosk["usb"] / "sdb1"
-    shutil.copytree(DEMO_BUNDLE, stick / "anna")
-    photo = next((stick / "anna").glob("photo.*"))
+    content = kiosk["tmp"] / "broken-stick"
+    shutil.copytree(DEMO_BUNDLE, content / "anna")
+    photo = next((content / "anna").glob("photo.*"))
     photo.write_bytes(photo.read_bytes()[:-100] + b"\0" * 100)  # damaged on the way: checksum mismatch
+    stick = _plug(kiosk, content, "sdb1")
     st = _wait(kiosk["sock"], "the broken stick's verdict",
                lambda s: (s["info"].get("provisioning") or {}).get("last") is not None, timeout=60)
     last = st["info"]["provisioning"]["last"]
@@ -136,10 +145,10 @@ def test_a_broken_stick_is_refused_and_the_old_persona_keeps_answering(kiosk):
 
 def test_a_new_stick_switches_the_persona_without_a_restart(kiosk):
     pid = kiosk["proc"].pid
-    built = kiosk["tmp"] / "maria-bundle"
-    bundle_fmt.build(_stick_source(kiosk["tmp"], NEW_PERSONA), built)
+    content = kiosk["tmp"] / "maria-stick"
+    bundle_fmt.build(_stick_source(kiosk["tmp"], NEW_PERSONA), content / "maria")
     t0 = time.monotonic()
-    shutil.copytree(built, kiosk["usb"] / "sdc1" / "maria")
+    stick = _plug(kiosk, content, "sdc1")
     st = _wait(kiosk["sock"], "the new persona to go live and greet",
                lambda s: s["info"].get("persona") == "Maria" and (s["info"]["provisioning"].get("last") or {}).get("ok")
                and s["state"] != "provisioning", timeout=240)
@@ -158,7 +167,7 @@ def test_a_new_stick_switches_the_persona_without_a_restart(kiosk):
           f"appeared; provisioning {last['seconds']:.1f} s")
     asked = control(kiosk["sock"], {"cmd": "ask", "text": "Hello!"}, timeout=60)
     assert asked["ok"] and asked["persona"] == "Maria", asked
-    assert (kiosk["usb"] / "sdc1" / "provision-report.txt").read_text(encoding="utf-8").startswith(
+    assert (stick / "provision-report.txt").read_text(encoding="utf-8").startswith(
         "avatar-kiosk provisioning report")  # this stick was writable: the report is on it too
 
 

@@ -191,9 +191,32 @@ def test_cli_verify_and_list(models_dir, kiosk_home):
 
 
 def test_no_loader_reaches_a_model_hub():
+    """Line by line: a hub call is allowed only with local_files_only=True on that very call."""
     root = Path(__file__).resolve().parent.parent
     hub_calls = ("hf_hub_download", "snapshot_download", "from_pretrained(", "torch.hub.load", "download_models(")
     for py in list((root / "appliance").rglob("*.py")) + list((root / "provisioning").rglob("*.py")):
-        text = py.read_text(encoding="utf-8")
-        for call in hub_calls:
-            assert call not in text or "local_files_only=True" in text, f"{py}: {call}"
+        for n, line in enumerate(py.read_text(encoding="utf-8").splitlines(), 1):
+            for call in hub_calls:
+                assert call not in line or "local_files_only=True" in line, f"{py}:{n}: {call}"
+
+
+def test_every_embedded_engine_loads_and_runs_with_the_network_cut(settings, tmp_path):
+    """Behaviour, not text: the smoke check's child (every configured engine loaded and run once)
+    in a Python whose sockets refuse any internet address. A loader that reaches for a hub fails."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import socket\n"
+        "_connect = socket.socket.connect\n"
+        "def _refuse(self, address):\n"
+        "    if self.family in (socket.AF_INET, socket.AF_INET6):\n"
+        "        raise OSError(f'network cut by the test: {address!r}')\n"
+        "    return _connect(self, address)\n"
+        "socket.socket.connect = _refuse\n"
+        "socket.socket.connect_ex = _refuse\n")
+    env = {**os.environ, "PYTHONPATH": str(site), "AVATAR_KIOSK_CONFIG": str(settings.paths.config_file)}
+    r = subprocess.run([sys.executable, "-m", "appliance", "smoke", "--child"], env=env, capture_output=True,
+                       text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    done = [ln for ln in r.stdout.splitlines() if '"phase": "ok"' in ln]
+    assert len(done) >= 5, r.stdout  # vad, tts, stt, llm, face

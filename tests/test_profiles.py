@@ -156,11 +156,33 @@ def test_a_crash_at_every_step_of_the_switch(settings, monkeypatch, crash_at, a_
     cur = profiles.active(paths)
     assert cur is not None and profiles.is_complete(cur, full=True)
     if cur.name == a:
+        assert crashed  # only a crash leaves the old profile current
         if a_confirmed:  # (a profile on trial gets its start counted by recover())
             assert T.tree_digest(cur) == before
     else:
         assert json.loads((cur / profiles.PROFILE_JSON).read_text())["name"] == "b"
-    assert list(paths.staging_dir.iterdir()) == [] or not crashed
+    if crashed:
+        assert list(paths.staging_dir.iterdir()) == []  # recover() took the half-built profile away
+    else:
+        assert crash_at >= counter["n"] and cur.name != a  # past the last operation: b went live
+
+
+def test_the_crash_points_cover_every_operation_of_the_switch(settings, monkeypatch):
+    """The test above crashes at operations 0…17: a switch must not have more, or its tail goes untested."""
+    paths = settings.paths
+    make_profile(paths, "a", confirm=True)
+    counter = {"n": 0}
+
+    def count(real):
+        def wrapped(*args, **kw):
+            counter["n"] += 1
+            return real(*args, **kw)
+        return wrapped
+
+    for name in ("rename", "replace", "symlink", "fsync"):
+        monkeypatch.setattr(profiles.os, name, count(getattr(os, name)))
+    make_profile(paths, "b", confirm=False)
+    assert 0 < counter["n"] < 18, counter
 
 
 def test_manual_rollback_and_nothing_to_roll_back_to(settings):
