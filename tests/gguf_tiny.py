@@ -1,3 +1,3 @@
-"""Tiny random llama GGUF builder for tests; the code lives in :mod:`appliance.benchmodels.llama_gguf`."""
+"""Tiny random llama GGUF builder for tests; the code lives in :mod:`appliance.bench.models.llama_gguf`."""
 
-from appliance.benchmodels.llama_gguf import build  # noqa: F401
+from appliance.bench.models.llama_gguf import build  # noqa: F401

@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from appliance import bench_production
+from appliance.bench import production as bench_production
 
 pytest.importorskip("TTS", reason="the gpu extra (coqui-tts) is installed by bootstrap.sh test")
 pytest.importorskip("gguf", reason="the test extra (gguf) builds the LLM file")
 
-HAVE_WAV2LIP = importlib.util.find_spec("appliance.benchmodels.wav2lip") is not None
+HAVE_WAV2LIP = importlib.util.find_spec("appliance.bench.models.wav2lip") is not None
 
 
 def test_cli_parses_the_production_flags():
@@ -66,7 +66,7 @@ def check_cached_models_load(cache):
     """The cached toy models are exactly what the engine classes load in production."""
     import threading
 
-    from appliance.benchmodels import whisper_ct2, xtts
+    from appliance.bench.models import whisper_ct2, xtts
     from appliance.engines.llm_llama import LlamaPersonaLLM
     from appliance.engines.stt_whisper import WhisperSTT
     from appliance.engines.tts_xtts import XttsTTS

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from appliance.face import bench
+from appliance.bench import face as bench
 from appliance.face.animator import FaceParams, MeshWarpAnimator
 from appliance.face.errors import (
     FaceError,

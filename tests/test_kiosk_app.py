@@ -149,6 +149,12 @@ def test_a_new_stick_switches_the_persona_without_a_restart(kiosk):
     bundle_fmt.build(_stick_source(kiosk["tmp"], NEW_PERSONA), content / "maria")
     t0 = time.monotonic()
     stick = _plug(kiosk, content, "sdc1")
+    _wait(kiosk["sock"], "the provisioning screen", lambda s: s["state"] == "provisioning", timeout=30)
+    second = kiosk["tmp"] / "second-stick"
+    shutil.copytree(stick / "maria", second / "maria")
+    second = _plug(kiosk, second, "sdd1")  # a second stick while the first is being set up: refused
+    _wait(kiosk["sock"], "the second stick to be refused",
+          lambda s: s["info"]["notice"].startswith("Another USB stick is already being set up"), timeout=15)
     st = _wait(kiosk["sock"], "the new persona to go live and greet",
                lambda s: s["info"].get("persona") == "Maria" and (s["info"]["provisioning"].get("last") or {}).get("ok")
                and s["state"] != "provisioning", timeout=240)
@@ -167,6 +173,9 @@ def test_a_new_stick_switches_the_persona_without_a_restart(kiosk):
           f"appeared; provisioning {last['seconds']:.1f} s")
     asked = control(kiosk["sock"], {"cmd": "ask", "text": "Hello!"}, timeout=60)
     assert asked["ok"] and asked["persona"] == "Maria", asked
+    assert _status(kiosk["sock"])["info"]["notice"].startswith("Another USB stick")  # until it is pulled
+    shutil.rmtree(second)
+    _wait(kiosk["sock"], "the second stick's notice to clear", lambda s: not s["info"]["notice"], 10)
     assert (stick / "provision-report.txt").read_text(encoding="utf-8").startswith(
         "avatar-kiosk provisioning report")  # this stick was writable: the report is on it too
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from appliance.bench.voice import HELD_OUT
 from appliance.demo import pick_voice_samples
-from appliance.voice.bench import HELD_OUT
 from appliance.voice.embedding import SpeakerEmbedder, band_limit, cosine
 from appliance.voice.match import VoiceMatcher, convert, fit, median_f0
 

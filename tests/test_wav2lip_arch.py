@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 from torch import nn
 
-from appliance.benchmodels.wav2lip import build, make, param_count
+from appliance.bench.models.wav2lip import build, make, param_count
 from appliance.engines.lipsync_onnx import LipsyncModel, NeuralLipsync
 
 # Wav2Lip (github.com/Rudrabha/Wav2Lip models/wav2lip.py, 96x96 generator): 36,298,035 trainable

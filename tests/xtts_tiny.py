@@ -1,3 +1,3 @@
-"""Tiny XTTS checkpoint builder for tests; the code lives in :mod:`appliance.benchmodels.xtts`."""
+"""Tiny XTTS checkpoint builder for tests; the code lives in :mod:`appliance.bench.models.xtts`."""
 
-from appliance.benchmodels.xtts import SPECIALS, build, write_vocab  # noqa: F401
+from appliance.bench.models.xtts import SPECIALS, build, write_vocab  # noqa: F401

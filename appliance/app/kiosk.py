@@ -280,6 +280,14 @@ class KioskApp:
         self.tracker.clear(self.speaker.played_samples)
         self.animator, self.lipsync, self.profile = animator, lipsync, profile
 
+    async def hush(self) -> None:
+        """Stop talking and listening at once (a stick came in); the face's mouth closes where the
+        voice stopped."""
+        stopped_at = await self.conv.hold()
+        self.tracker.clear(int(round(stopped_at * self.speaker.rate)))
+        if self.lipsync is not None:
+            self.lipsync.clear(stopped_at)
+
     async def restore_voice(self) -> None:
         """After a refused stick: provisioning borrowed the engines; give them this profile back."""
         tts = self.engines.tts

@@ -180,8 +180,9 @@ def child(settings: Settings) -> int:
 def _fix(settings: Settings, engine: str, crashed: bool) -> str:
     box = settings.paths.mode == "box"
     if crashed and engine == "llm":
-        return ("llama-cpp-python's native library was built for another CPU: rebuild it for any x86-64 CPU (the "
-                "flags in systemd/native-build.sh) — " +
+        return ("llama-cpp-python's native library was not built for any x86-64 CPU (a -march=native build crashes "
+                "on other CPUs, and on AVX-512/AMX ones even on its own): rebuild it with the flags in "
+                "systemd/native-build.sh — " +
                 ("`sudo systemd/install.sh --rebuild-native`" if box else
                  "`rm -f .venv/.installed-* && ./bootstrap.sh demo`"))
     if crashed:

@@ -35,7 +35,7 @@ log = logging.getLogger("avatar-kiosk.app")
 DONE_SHOWN_S = 2.0   # "Done — … You can remove the USB stick." stays this long before the greeting
 REPORT_NAME = "provision-report.txt"
 REPORT_HEADER = "avatar-kiosk provisioning report"  # the first line of every report we write
-TITLE = "Setting up from the USB stick  ·  Настройка с USB"
+TITLE = "Setting up from the USB stick · Настройка с флешки"
 BUSY = ("Another USB stick is already being set up — wait until it is done, then plug this one in again "
         "· Уже идёт настройка с другой флешки")
 
@@ -104,7 +104,7 @@ class StickProvisioner:
                  extra=logs.fields(device=path.name, stage="provision"))
         result = None
         try:
-            await app.conv.hold()
+            await app.hush()
             lent = {"tts": app.engines.tts, "stt": app.engines.stt}
             with derive.lent_engines(lent):
                 result = await asyncio.to_thread(provision, app.settings, path, progress, on_copied=copied)
@@ -113,8 +113,8 @@ class StickProvisioner:
                 await self._went_live(result)
             else:
                 await app.restore_voice()
-                self._show_notice(path, f"The USB stick was not accepted: {result.message}. Nothing on the kiosk "
-                                        "was changed — fix the bundle and plug the stick in again.")
+                self._show_notice(path, f"USB stick not accepted: {result.message}. Nothing on the kiosk changed. "
+                                        "· Флешка не принята, на киоске ничего не изменилось.")
         except Exception as e:  # a bug must not leave the kiosk mute behind a provisioning screen
             log.error("provisioning from %s went wrong in the kiosk: %s: %s", path, e.__class__.__name__, e,
                       exc_info=True, extra=logs.fields(logs.PROVISION_FAILED, device=path.name, code="app_error"))
@@ -150,8 +150,8 @@ class StickProvisioner:
         from .profile import active_profile
 
         app = self.app
-        app.overlay = ScreenModel(state=KioskState.PROVISIONING, message=result.message, step="", progress=1.0,
-                                  detail="")
+        app.overlay = ScreenModel(state=KioskState.PROVISIONING, message=result.message, progress=1.0,
+                                  step="Ready · Готово")
         await asyncio.sleep(DONE_SHOWN_S)
         profile = active_profile(app.settings)
         await app.use_profile(profile)

@@ -292,19 +292,20 @@ class Conversation:
                 if lang not in self.llm_languages:
                     await self._tts.call(self.phrases.get, self.engines.tts, fallback_reply(self.persona, lang), lang)
 
-    async def hold(self) -> None:
-        """Stop listening (a stick is being provisioned): the reply in progress is cut cleanly
-        (speaker flushed, generation cancelled) and awaited; microphone frames keep moving the clock
-        but start no turn until :meth:`release`."""
+    async def hold(self) -> float:
+        """Stop listening (a stick is being provisioned): whatever is being said is cut cleanly
+        (speaker flushed, generation cancelled, the turn awaited); microphone frames keep moving the
+        clock but start no turn until :meth:`release`. Returns the speaker time the kiosk fell silent."""
         self._held = True
         self._end_pending_barge()
+        stopped_at = self.speaker.flush()
         if self.turn_active:
-            self.speaker.flush()
             if self._cancel is not None:
                 self._cancel.set()
             self._turn_task.cancel()
             await asyncio.wait({self._turn_task})
         self.endpointer.reset()
+        return stopped_at
 
     def release(self) -> None:
         """Listen again, as to a new visitor."""

@@ -13,7 +13,6 @@ Public API (details and exact behaviour in each module's docstring)::
     from appliance.face.animator import MeshWarpAnimator
     MeshWarpAnimator(rig, size=512, seed=0).frame(t, mouth) -> (size, size, 3) uint8 RGB
 
-    from appliance.face.bench import run      # `avatar-kiosk bench --face`
     from appliance.face.errors import FaceError (NoFaceError, TwoFacesError, FaceTooSmallError,
                                                  ImageTooLargeError, ImageUnreadableError)
 

@@ -207,6 +207,9 @@ class Renderer:
         self._face(face, dim=0.45 if state == KioskState.PROVISIONING else 0.0)
         self.pg.draw.rect(self.screen, PANEL, self.panel)
         p = self.panel.inflate(-2 * self.pad, -2 * self.pad)
+        if model.notice:  # the notice takes the bottom of the panel; the state draws above it
+            band = self._notice(model.notice, p)
+            p = self.pg.Rect(p.x, p.y, p.w, max(self.fs_caption, band.y - self.pad - p.y))
         if state == KioskState.IDLE:
             self._idle(model, p, t)
         elif state == KioskState.LISTENING:
@@ -217,19 +220,18 @@ class Renderer:
             self._speaking(model, p)
         elif state == KioskState.PROVISIONING:
             self._provisioning(model, p)
-        if model.notice:
-            self._notice(model.notice, p)
         return self.screen
 
-    def _notice(self, text: str, p) -> None:
+    def _notice(self, text: str, p):
         """A message that stays until its cause goes (a refused USB stick): a band at the bottom of the
-        panel, over whatever the state drew there, never over the face."""
-        lines = self.wrap(text, self.fs_small, p.w - 2 * self.pad)[:5]
+        panel, never over the face. Returns the band's rectangle."""
+        lines = self.wrap(text, self.fs_small, p.w - 2 * self.pad)[:6]
         h = len(lines) * int(self.fs_small * 1.25) + 2 * self.pad
         band = self.pg.Rect(p.x, p.bottom - h, p.w, h)
         self.pg.draw.rect(self.screen, ERROR_BG, band, border_radius=self.pad)
         self.pg.draw.rect(self.screen, WARN, band, 2, border_radius=self.pad)
         self._lines(lines, self.fs_small, TEXT, band.x + self.pad, band.y + self.pad, band.w - 2 * self.pad)
+        return band
 
     def _idle(self, m: ScreenModel, p, t: float) -> None:
         pulse = 0.75 + 0.25 * math.sin(2 * math.pi * t / 2.4)
@@ -291,8 +293,8 @@ class Renderer:
         self._paragraph(m.saying, self.fs_caption, TEXT, p.x, y, p.w, max_lines=lines_fit)
 
     def _provisioning(self, m: ScreenModel, p) -> None:
-        y = self._paragraph(m.message or "Setting up  ·  Настройка", self.fs_big, TEXT, p.x, p.y, p.w,
-                            max_lines=2, bold=True)
+        y = self._paragraph(m.message or "Setting up  ·  Настройка", self.fs_caption, TEXT, p.x, p.y, p.w,
+                            max_lines=3, bold=True, keep="first")
         y += self.pad
         y = self._paragraph(m.step or "…", self.fs_caption, DIM, p.x, y, p.w, max_lines=2)
         y += self.pad

@@ -8,8 +8,9 @@ the endpointer's decision to the first reply audio handed to the speaker. The ov
 compares that with the sum of the stage times on the critical path (end-of-speech, STT, LLM first
 sentence, TTS first chunk): 1.0 means the pipeline adds nothing between stages.
 
-``--face`` and ``--voice`` hand over to ``appliance.face.bench:run`` and ``appliance.voice.bench:run``;
-``--production`` to ``appliance.bench_production:run`` (production engines, random weights).
+``--face`` and ``--voice`` hand over to :mod:`.face` and :mod:`.voice`; ``--production`` to
+:mod:`.production` (production engines, random weights, built by :mod:`.models`). This package is the
+measuring tools only: the runtime never imports it (only the CLI does).
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_turns(settings, n: int, *, engines=None, persona=None) -> list:
     """Run ``n`` spoken turns through the real loop; returns their TurnMetrics."""
-    from .audio.mic import WavFileMic
-    from .audio.speaker import RecordingSpeaker
-    from .conversation.commands import current_persona
-    from .conversation.orchestrator import Conversation, load_engines
-    from .conversation.storage import TurnStore
+    from ..audio.mic import WavFileMic
+    from ..audio.speaker import RecordingSpeaker
+    from ..conversation.commands import current_persona
+    from ..conversation.orchestrator import Conversation, load_engines
+    from ..conversation.storage import TurnStore
 
     persona = persona or current_persona(settings)
     engines = engines or load_engines(settings)
@@ -80,8 +81,8 @@ def run_turns(settings, n: int, *, engines=None, persona=None) -> list:
 
 def question_audio(question: tuple[str, str], tts) -> np.ndarray:
     """16 kHz int16 speech for a bench question (synthesized, or a recorded Russian prompt)."""
-    from .audio.resample import resample
-    from .audio.wav import read_mono_16k, to_int16
+    from ..audio.resample import resample
+    from ..audio.wav import read_mono_16k, to_int16
 
     lang, text = question
     if lang == "ru":
@@ -112,12 +113,12 @@ def summarize(metrics: list) -> dict:
 
 def main(settings, args) -> int:
     if getattr(args, "production", False):
-        return _hook("appliance.bench_production", settings, args)
+        return _hook("appliance.bench.production", settings, args)
     rc = 0
     if getattr(args, "face", False):
-        rc |= _hook("appliance.face.bench", settings, args)
+        rc |= _hook("appliance.bench.face", settings, args)
     if getattr(args, "voice", False):
-        rc |= _hook("appliance.voice.bench", settings, args)
+        rc |= _hook("appliance.bench.voice", settings, args)
     if getattr(args, "face", False) or getattr(args, "voice", False):
         return rc
     settings.paths.ensure()

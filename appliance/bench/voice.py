@@ -14,8 +14,8 @@ import numpy as np
 import soundfile as sf
 
 from .. import models as models_mod
-from .embedding import SpeakerEmbedder, band_limit, common_rate, cosine
-from .match import VoiceMatcher, fit
+from ..voice.embedding import SpeakerEmbedder, band_limit, common_rate, cosine
+from ..voice.match import VoiceMatcher, fit
 
 HELD_OUT = (
     "I was trained as an astronaut, and now I guide visitors through this museum.",

@@ -74,7 +74,7 @@ def _cuda_available() -> bool:
 
         if torch.cuda.is_available():
             return True
-    from .engines.select import cuda_available
+    from ..engines.select import cuda_available
 
     return cuda_available()
 
@@ -151,12 +151,12 @@ class Gpu:
 
 def _speech_clip(settings, seconds: float = CLIP_S) -> tuple[np.ndarray, str]:
     """``seconds`` of 16 kHz int16 speech (the repo's piper voice), or noise if piper cannot run."""
-    from .audio.resample import resample
-    from .audio.wav import to_int16
+    from ..audio.resample import resample
+    from ..audio.wav import to_int16
 
     n = int(seconds * 16000)
     try:
-        from .engines.tts_piper import PiperEspeakTTS
+        from ..engines.tts_piper import PiperEspeakTTS
 
         tts = PiperEspeakTTS.from_settings(settings)
         text = "Hello! Could you tell me how far away the moon is, and what astronauts eat in space?"
@@ -172,11 +172,11 @@ def _speech_clip(settings, seconds: float = CLIP_S) -> tuple[np.ndarray, str]:
 
 def _voice_wavs(settings, tmp: Path) -> list[Path]:
     """A few seconds of speech for XTTS' speaker latents: the demo voice samples, else piper speech."""
-    from .demo import pick_voice_samples
+    from ..demo import pick_voice_samples
 
     with contextlib.suppress(Exception):
         return pick_voice_samples(total_s=10)
-    from .audio.wav import write_wav
+    from ..audio.wav import write_wav
 
     clip, _ = _speech_clip(settings, 6.0)
     path = tmp / "voice.wav"
@@ -185,7 +185,7 @@ def _voice_wavs(settings, tmp: Path) -> list[Path]:
 
 
 def _production_config(settings, device: str):
-    from . import config
+    from .. import config
 
     cfg = settings.config
     gpu = device == "cuda"
@@ -240,8 +240,8 @@ def _build_once(ctx: Context, res: dict, name: str, built: bool, build) -> None:
 def stage_stt(ctx: Context) -> dict:
     _need("faster_whisper", "faster-whisper is not installed")
     _need("transformers", "transformers is not installed (the gpu extra) — needed to build the model")
-    from .benchmodels import whisper_ct2
-    from .engines.stt_whisper import WhisperSTT
+    from ..engines.stt_whisper import WhisperSTT
+    from .models import whisper_ct2
 
     res: dict = {"model": f"whisper {'small' if ctx.size == 'full' else 'tiny'} dims, CTranslate2"}
     folder = ctx.cache / f"whisper-{ctx.size}"
@@ -276,9 +276,9 @@ def stage_llm(ctx: Context) -> dict:
     _need("gguf", "the gguf package is not installed (the test and gpu extras) — needed to build the model")
     import llama_cpp
 
-    from .benchmodels import llama_gguf
-    from .engines.llm_llama import LlamaPersonaLLM, _common_prefix
-    from .messages import ChatMessage
+    from ..engines.llm_llama import LlamaPersonaLLM, _common_prefix
+    from ..messages import ChatMessage
+    from .models import llama_gguf
 
     preset = llama_gguf.SIZE_PRESET[ctx.size]
     res: dict = {"model": f"llama arch at {preset} dims" + (" Q4_K_M" if preset != "tiny" else " f32")}
@@ -371,8 +371,8 @@ def _fit_system_prompt(llm, ChatMessage, question: str, target: int = PROMPT_TOK
 
 def stage_tts(ctx: Context) -> dict:
     _need("TTS", "coqui-tts is not installed (the gpu extra)")
-    from .benchmodels import xtts
-    from .engines.tts_xtts import XttsTTS
+    from ..engines.tts_xtts import XttsTTS
+    from .models import xtts
 
     res: dict = {"model": f"XTTS {'v2' if ctx.size == 'full' else 'tiny'} dims"}
     folder = ctx.cache / f"xtts-{ctx.size}"
@@ -423,10 +423,10 @@ def stage_lipsync(ctx: Context) -> dict:
     _need("onnxruntime", "onnxruntime is not installed")
     _need("cv2", "opencv is not installed")
     try:
-        from .benchmodels import wav2lip
+        from .models import wav2lip
     except ImportError as e:
-        raise StageSkipped(f"appliance.benchmodels.wav2lip: not built ({e})") from e
-    from .engines.lipsync_onnx import LipsyncModel, NeuralLipsync
+        raise StageSkipped(f"appliance.bench.models.wav2lip: not built ({e})") from e
+    from ..engines.lipsync_onnx import LipsyncModel, NeuralLipsync
 
     res: dict = {"model": f"Wav2Lip {'96 (36.3 M params)' if ctx.size == 'full' else 'tiny'} ONNX"}
     path = ctx.cache / f"wav2lip-{ctx.size}" / "wav2lip.onnx"
@@ -591,8 +591,8 @@ def run(settings, args) -> int:
         _print_vram(res, settings, device, gpu)
     else:
         with contextlib.suppress(Exception):
-            from .engines.select import vram_plan
-            from .models import load_manifest
+            from ..engines.select import vram_plan
+            from ..models import load_manifest
 
             plan = vram_plan(_production_config(settings, "cuda"), load_manifest(settings.paths.manifest))
             print(f"\nVRAM: not measured on the CPU; estimate for the GPU box — {plan.describe()}")
@@ -627,8 +627,8 @@ def run(settings, args) -> int:
 
 
 def _print_vram(res: dict, settings, device: str, gpu: Gpu) -> None:
-    from .engines.select import vram_plan
-    from .models import load_manifest
+    from ..engines.select import vram_plan
+    from ..models import load_manifest
 
     plan = vram_plan(_production_config(settings, device), load_manifest(settings.paths.manifest))
     per = {name: res["stages"][name].get("vram_mb") for name in LOAD_ORDER if name in res["stages"]}

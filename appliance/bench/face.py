@@ -80,8 +80,8 @@ def measure(animator, frames: int = 300, fps: int = 25) -> dict:
 def run(settings, args) -> int:
     import cv2
 
-    from .animator import MeshWarpAnimator
-    from .rig import load_or_build_rig
+    from ..face.animator import MeshWarpAnimator
+    from ..face.rig import load_or_build_rig
 
     cv2.setNumThreads(1)
     face_cfg = settings.config.face

@@ -34,7 +34,7 @@ FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 
 def embedded_folder(settings) -> Path:
     """The embedded whisper folder (manifest role ``stt``, tier embedded) the tokenizer comes from."""
-    from ..models import load_manifest
+    from ...models import load_manifest
 
     manifest = load_manifest(settings.paths.manifest)
     return manifest.get(manifest.roles["stt"]["embedded"]).path(settings.paths.models_dir)
