@@ -145,15 +145,12 @@ def run_demo(settings: Settings, args) -> int:
     """The kiosk app itself, with a WAV-file visitor for a microphone and a recording speaker;
     prints what was said, and the figures."""
     import asyncio
-    import os
 
     from .app.kiosk import KioskApp
     from .app.run import devices, has_display
     from .audio.wav import read_mono_16k, write_wav
 
     headless = not has_display()
-    if headless:
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     visitor = args.visitor or make_visitor(settings, settings.paths.cache_dir / "demo-visitor.wav")
     mic, speaker = devices(settings, visitor)
     app = KioskApp(settings, mic=mic, speaker=speaker, headless=headless, record=args.record, finish_with_mic=True)

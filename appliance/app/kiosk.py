@@ -29,6 +29,7 @@ import numpy as np
 from ..audio.mic import Mic
 from ..audio.resample import resample
 from ..audio.speaker import Speaker
+from ..lang import guess_language
 from ..messages import KioskState, MouthPose, ScreenModel, TurnEvent
 from ..paths import Settings
 from .profile import ProfileFiles, active_profile
@@ -37,12 +38,6 @@ from .sticks import StickProvisioner
 log = logging.getLogger("avatar-kiosk.app")
 
 HINT = "Say hello! · Скажите «привет»!"
-CYRILLIC = ("а", "я")
-
-
-def guess_language(text: str, default: str) -> str:
-    return "ru" if any(CYRILLIC[0] <= c.lower() <= CYRILLIC[1] or c.lower() == "ё" for c in text) else default
-
 
 def build_face(settings: Settings, resolved, photo: Path):
     """(animator, neural lip-sync or None) for ``photo``: the mesh warp, wrapped by the neural

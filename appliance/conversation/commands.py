@@ -11,6 +11,7 @@ import numpy as np
 from ..audio.mic import WavFileMic
 from ..audio.speaker import PyAudioSpeaker, RecordingSpeaker
 from ..audio.wav import write_wav
+from ..lang import guess_language
 from ..messages import TurnEvent
 from ..persona import Persona
 from ..persona import load as load_persona
@@ -53,7 +54,7 @@ def ask(settings, args) -> int:
 def say(settings, args) -> int:
     """Speak through the running kiosk (its face speaks too); with --out, or when no kiosk runs,
     synthesize here instead."""
-    language = args.language or ("ru" if any("а" <= c.lower() <= "я" for c in args.text) else "en")
+    language = args.language or guess_language(args.text)
     if not args.out:
         from ..daemon import control
 

@@ -84,6 +84,7 @@ from ..audio.speaker import Speaker
 from ..audio.vad import Endpointer, FrameClassifier, SileroCheck, VadEventKind, level
 from ..audio.wav import write_wav
 from ..engines.wake import WakeGate
+from ..lang import guess_language, is_cyrillic
 from ..messages import MIC_RATE, ChatMessage, KioskState, ScreenModel, SpeechChunk, TurnEvent
 from ..persona import Persona
 from . import prompt, safety
@@ -166,7 +167,7 @@ class TurnMetrics:
 def fallback_reply(persona: Persona, language: str) -> str:
     """The honest fixed answer for a language the LLM cannot speak (Russian on SmolLM2)."""
     if language == "ru":
-        ru_name = next((n for n in persona.all_names if any("а" <= c.lower() <= "я" for c in n)), persona.name)
+        ru_name = next((n for n in persona.all_names if is_cyrillic(n)), persona.name)
         return (f"Меня зовут {ru_name}. Извините, по-русски я пока отвечать не умею. "
                 "Спросите меня, пожалуйста, по-английски!")
     return f"I'm {persona.name}. Sorry, I can only answer in English for now."
@@ -724,7 +725,7 @@ class Conversation:
     # -- entry points besides the microphone ---------------------------------------------
     async def typed_turn(self, text: str, language: str | None = None) -> tuple[str, TurnMetrics]:
         """A turn from typed text (``avatar-kiosk ask``): the reply text and its metrics."""
-        language = language or ("ru" if any("а" <= c.lower() <= "я" for c in text) else self.languages[0])
+        language = language or guess_language(text, self.languages[0])
         turn_id = f"typed-{uuid.uuid4().hex[:8]}"
         m: dict = {"eos_s": 0.0, "stt_s": 0.0}
         rec = TurnRecord(turn_id, language=language, heard=text)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import textwrap
 from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("avatar-kiosk.daemon")
@@ -112,66 +110,36 @@ class MaintenanceApp:
 
     async def start(self) -> None:
         try:
-            self._open_screen()
+            from ..screen.renderer import Renderer
+
+            self._renderer = Renderer(self.settings.config.display, headless=self.headless)
         except Exception as e:  # no display is no reason to leave: status and logs still work
             self._screen_error = f"{e.__class__.__name__}: {e}"
             log.warning("maintenance screen unavailable: %s", self._screen_error)
             return
         self._task = asyncio.get_running_loop().create_task(self._redraw())
 
-    def _open_screen(self) -> None:
-        display = getattr(getattr(self.settings, "config", None), "display", None)
-        if self.headless:
-            os.environ["SDL_VIDEODRIVER"] = "dummy"
-        elif display is not None and display.sdl_driver:
-            os.environ["SDL_VIDEODRIVER"] = display.sdl_driver
-        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-        import pygame
+    def _model(self):
+        from ..messages import KioskState, ScreenModel
 
-        pygame.display.init()
-        pygame.font.init()
-        if display is not None and display.fullscreen:
-            self._surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
-            pygame.mouse.set_visible(False)
-        else:
-            size = (display.width, display.height) if display is not None else (720, 1280)
-            self._surface = pygame.display.set_mode(size)
-        pygame.display.set_caption("avatar-kiosk: maintenance")
-        self._pygame = pygame
-
-    def _draw(self) -> None:
-        pg, surf = self._pygame, self._surface
-        w, h = surf.get_size()
-        surf.fill((24, 24, 28))
-        big = pg.font.SysFont("dejavusans", max(24, w // 18))
-        small = pg.font.SysFont("dejavusans", max(14, w // 40))
-        y = h // 3
-        for text, font, colour in (("Out of order", big, (240, 240, 240)),
-                                   ("Не работает — обслуживание", small, (200, 200, 200))):
-            img = font.render(text, True, colour)
-            surf.blit(img, ((w - img.get_width()) // 2, y))
-            y += img.get_height() + 12
-        y += 24
-        text = f"Setting up from the USB stick: {self._progress}" if self._progress else self.reason
-        for line in textwrap.wrap(text, max(20, w // max(8, small.size("x")[0]))):
-            img = small.render(line, True, (255, 170, 120))
-            surf.blit(img, (max(8, w // 20), y))
-            y += img.get_height() + 4
-        img = small.render("technician: avatar-kiosk status | doctor", True, (150, 150, 150))
-        surf.blit(img, ((w - img.get_width()) // 2, h - 2 * img.get_height()))
-        pg.display.flip()
+        if self._progress:
+            return ScreenModel(state=KioskState.PROVISIONING, message="Setting up from the USB stick · Настройка с "
+                               "флешки", step=self._progress)
+        return ScreenModel(state=KioskState.ERROR, message=self.reason,
+                           detail="A technician: avatar-kiosk status | doctor · Техник: avatar-kiosk status")
 
     async def _redraw(self) -> None:
         while True:
-            self._pygame.event.pump()
-            self._draw()
+            self._renderer.pump()
+            self._renderer.draw(self._model(), None)
+            self._renderer.present()
             await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             self._task = None
-            self._pygame.display.quit()
+            self._renderer.close()
 
     async def health(self) -> tuple[bool, str]:
         return True, ""  # maintenance is a healthy state: the reason is in STATUS=, not a restart loop

@@ -387,10 +387,6 @@ class Kiosk:
 def main(settings: paths.Settings, args: Any, app_factory: AppFactory, preflight: Preflight | None = None) -> int:
     """Run the daemon around the app ``app_factory`` builds (``avatar-kiosk run`` passes the kiosk
     app; the tests pass stand-ins for the daemon's own mechanics)."""
-    if getattr(args, "headless", False):
-        os.environ["SDL_VIDEODRIVER"] = "dummy"
-    elif settings.config.display.sdl_driver:
-        os.environ["SDL_VIDEODRIVER"] = settings.config.display.sdl_driver
     # Not asyncio.run(): it waits for the executor's threads, and an inference call that is still
     # running in one must not hold the exit past the 5 s bound.
     loop = asyncio.new_event_loop()

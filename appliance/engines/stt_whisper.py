@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..lang import is_cyrillic
+
 SHORT_CLIP_S = 1.5       # below this, the prior language gets a head start
 PRIOR_MARGIN = 3.0       # ...the other language must be this many times likelier to win
 # Whisper's stock hallucinations on noise / silence (from its YouTube-subtitle training data).
@@ -59,7 +61,7 @@ class WhisperSTT:
 
     def set_names(self, names: Sequence[str]) -> None:
         """Hint the persona's names to the decoder: Cyrillic ones for Russian, the others for English."""
-        cyr = [n for n in names if re.search(r"[а-яё]", n, re.IGNORECASE)]
+        cyr = [n for n in names if is_cyrillic(n)]
         lat = [n for n in names if n not in cyr]
         self.hotwords = {lang: ", ".join(ns) for lang, ns in (("ru", cyr), ("en", lat)) if ns}
 
