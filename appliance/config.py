@@ -73,7 +73,7 @@ class WakeConfig:
 
 @dataclass(frozen=True)
 class SttConfig:
-    engine: str = _f("faster-whisper", "Speech-to-text engine (a registry name).", choices=("faster-whisper", "fake"))
+    engine: str = _f("faster-whisper", "Speech-to-text engine (a registry name).", choices=("faster-whisper",))
     model: str = _f("whisper-base", "Model id from models/manifest.toml.")
     language: str = _f("auto", "auto = choose between the persona's languages; or a fixed 'ru' / 'en'.",
                        choices=("auto", "ru", "en"))
@@ -87,7 +87,7 @@ class SttConfig:
 
 @dataclass(frozen=True)
 class LlmConfig:
-    engine: str = _f("llama-cpp", "Persona LLM engine (a registry name).", choices=("llama-cpp", "fake"))
+    engine: str = _f("llama-cpp", "Persona LLM engine (a registry name).", choices=("llama-cpp",))
     model: str = _f("smollm2-135m", "Model id from models/manifest.toml.")
     n_ctx: int = _f(2048, "Context window in tokens.", lo=256, hi=32768)
     n_gpu_layers: int = _f(0, "Layers offloaded to the GPU (-1 = all).", lo=-1, hi=1000)
@@ -102,7 +102,7 @@ class LlmConfig:
 
 @dataclass(frozen=True)
 class TtsConfig:
-    engine: str = _f("piper-espeak", "Text-to-speech engine (a registry name).", choices=("piper-espeak", "xtts", "fake"))
+    engine: str = _f("piper-espeak", "Text-to-speech engine (a registry name).", choices=("piper-espeak", "xtts"))
     english_voice: str = _f("piper-joe", "Model id of the English piper voice.")
     russian_voice: str = _f("ru", "espeak-ng voice for Russian.")
     voice_match: bool = _f(True, "Move the embedded voice toward the profile's samples (pitch, rate, timbre).")
@@ -112,7 +112,7 @@ class TtsConfig:
 
 @dataclass(frozen=True)
 class FaceConfig:
-    engine: str = _f("mesh-warp", "Face animator (a registry name).", choices=("mesh-warp", "neural-lipsync", "fake"))
+    engine: str = _f("mesh-warp", "Face animator (a registry name).", choices=("mesh-warp", "neural-lipsync"))
     size: int = _f(512, "Side of the square face image the animator produces, in pixels.", lo=128, hi=1024)
     fps: int = _f(25, "Video frame rate.", lo=10, hi=60)
     lipsync_model: str = _f("lipsync-wav2lip-onnx", "Model id of the neural lip-sync (production engine only).")

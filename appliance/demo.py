@@ -149,6 +149,7 @@ def run_demo(settings: Settings, args) -> int:
     from .app.kiosk import KioskApp
     from .app.run import devices, has_display
     from .audio.wav import read_mono_16k, write_wav
+    from .messages import BargeIn, NoReply, SentenceReady, Transcribed, TurnDone
 
     headless = not has_display()
     visitor = args.visitor or make_visitor(settings, settings.paths.cache_dir / "demo-visitor.wav")
@@ -174,17 +175,16 @@ def run_demo(settings: Settings, args) -> int:
     asyncio.run(main())
     name = app.profile.persona.name
     for ev in app.events:
-        if ev.kind == "transcript":
-            print(f"  visitor ({ev.data.get('language')}): {ev.data.get('text')}")
-        elif ev.kind == "sentence":
-            print(f"  {name}: {ev.data.get('text')}")
-        elif ev.kind == "no_reply":
-            print(f"  (no reply: {ev.data.get('reason')})")
-        elif ev.kind == "barge_in":
-            print("  (the visitor spoke over the kiosk: playback stopped)")
-        elif ev.kind == "turn_done" and "metrics" in ev.data:
-            m = ev.data["metrics"]
-            if m.ttfa_s and m.outcome != "no_reply":
+        match ev:
+            case Transcribed(text=text, language=language):
+                print(f"  visitor ({language}): {text}")
+            case SentenceReady(text=text):
+                print(f"  {name}: {text}")
+            case NoReply(reason=reason):
+                print(f"  (no reply: {reason})")
+            case BargeIn():
+                print("  (the visitor spoke over the kiosk: playback stopped)")
+            case TurnDone(metrics=m) if m.ttfa_s and m.outcome != "no_reply":
                 print(f"    time to first audio after the visitor stopped: {m.ttfa_s:.2f} s")
     out_wav = settings.paths.cache_dir / "demo-kiosk-audio.wav"
     write_wav(out_wav, speaker.recording(), speaker.rate)

@@ -8,7 +8,7 @@ microphone's first sample, so state machines and tests never depend on the wall 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,6 +65,7 @@ class ReplySentence:
     index: int
     text: str
     language: str
+    fixed: bool = False  # a fixed phrase (greeting, fallback, `say`): from the phrase cache, not the LLM
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,121 @@ class KioskState(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class TurnEvent:
-    """Control and progress events; ``kind`` is one of the names below."""
+class TurnMetrics:
+    """Seconds. eos: visitor stopped -> endpointer decided (audio time); the rest wall time."""
 
-    kind: str  # "speech_start", "utterance", "transcript", "reply_start", "sentence", "audio_start",
-    #            "turn_done", "barge_in", "no_reply", "error", "state"
-    turn_id: str = ""
-    data: dict = field(default_factory=dict)
+    turn_id: str
+    language: str = ""
+    outcome: str = "replied"     # replied, no_reply, barge_in, error
+    eos_s: float = 0.0
+    stt_s: float = 0.0
+    llm_first_token_s: float = 0.0
+    llm_first_sentence_s: float = 0.0
+    tts_first_chunk_s: float = 0.0
+    ttfa_s: float = 0.0          # visitor stopped speaking -> first reply audio handed to the speaker
+    reply_chars: int = 0
+
+    @property
+    def critical_path_s(self) -> float:
+        return self.eos_s + self.stt_s + self.llm_first_sentence_s + self.tts_first_chunk_s
+
+
+# ---------------------------------------------------------------------------------- turn events
+# What the conversation tells the screen, the face, the journal and the tests: a closed set of
+# frozen types (``TurnEvent``), consumed with ``isinstance`` / ``match``. Times ``t`` are audio
+# seconds; ``*_s`` on the speaker's clock.
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The endpointer heard the visitor start (a barge-in candidate while the kiosk speaks)."""
+
+    t: float
+
+
+@dataclass(frozen=True)
+class WakeWordHeard:
+    t: float
+
+
+@dataclass(frozen=True)
+class UtteranceCut:
+    """An utterance was cut and a turn starts for it."""
+
+    turn_id: str
+    duration: float
+    reason: str  # why the endpointer cut it: "silence" or "max_length"
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    turn_id: str
+    text: str
+    language: str
+
+
+@dataclass(frozen=True)
+class NoReply:
+    """Heard something, answered nothing. ``reason``: too_short, nothing_heard, low_confidence,
+    not_addressed, no_wake_word, not_speech."""
+
+    turn_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SentenceReady:
+    """A sentence of the reply goes to the voice (and the caption)."""
+
+    turn_id: str
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioQueued:
+    """Reply audio handed to the speaker, starting at ``start_s`` on its clock: what drives the mouth."""
+
+    chunk: SpeechChunk
+    start_s: float
+
+    @property
+    def turn_id(self) -> str:
+        return self.chunk.turn_id
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    """The visitor spoke over the kiosk: it fell silent at ``stopped_at_s`` (nothing after it sounds)."""
+
+    stopped_at_s: float
+    t: float
+
+
+@dataclass(frozen=True)
+class BargeInRejected:
+    """The sound that muted the kiosk was not a voice: the muted reply carries on where it was."""
+
+
+@dataclass(frozen=True)
+class TurnDone:
+    turn_id: str
+    outcome: str  # replied, no_reply, barge_in, error
+    metrics: TurnMetrics
+
+
+@dataclass(frozen=True)
+class TurnFailed:
+    turn_id: str
+    error: str  # the exception's class name (the journal has the rest)
+
+
+@dataclass(frozen=True)
+class VisitorGone:
+    """Nobody spoke for ``session.visitor_gone_s``: history dropped, the next visitor starts fresh."""
+
+
+TurnEvent = (SpeechStarted | WakeWordHeard | UtteranceCut | Transcribed | NoReply | SentenceReady | AudioQueued
+             | BargeIn | BargeInRejected | TurnDone | TurnFailed | VisitorGone)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.engines import select
 from appliance.paths import Settings
+from appliance.profile import Profile
 
 from . import voice as voice_mod
 from .errors import ProvisionError
@@ -171,34 +173,21 @@ def lent_engines(engines: dict) -> Iterator[None]:
 def engine(role: str, settings: Settings, profile_dir: Path | None = None):
     """The engine the kiosk will run for ``role`` ("tts", "stt"), or None when it cannot be built here.
 
-    Goes through ``appliance.engines.select.resolve`` (a production engine whose weights are missing
-    falls back to the embedded default, as in the daemon) and ``appliance.engines.engine_class(role,
-    name).from_settings(settings)``. Built engines are cached for this process (the greeting and the
-    self-test share them). None, with the reason logged, when the engines are not importable."""
+    The running kiosk lends its own (:func:`lent_engines`); otherwise the one engine factory builds it
+    (a production engine whose weights are missing falls back to the embedded default, as in the
+    daemon). Built engines are cached for this process (the greeting and the self-test share them).
+    None, with the reason logged, when the engine cannot be built here."""
     if role in _LENT:
         return _LENT[role]
     key = (role, repr(settings.config), str(settings.paths.models_dir))
     if key in _ENGINES:
         return _ENGINES[key]
+    from appliance.engines import factory  # loads the engine stack only when a bundle needs it
+
     try:
-        from appliance import engines
-        from appliance.engines import select
-    except ImportError as e:
-        log.info("engines not importable (%s): %s hook skipped", e, role)
-        return None
-    try:
+        # gpu=False: the GPU belongs to the running kiosk; provisioning from the command line uses the CPU
         cfg, _fallbacks = select.resolve(settings.config, _manifest(settings), settings.paths.models_dir, gpu=False)
-        name = getattr(cfg, role).engine
-        if name == "fake":
-            return None
-        cls = engines.engine_class(role, name)
-        if hasattr(cls, "from_settings"):
-            eng = cls.from_settings(Settings(cfg, settings.paths))
-        elif role == "tts" and name == "xtts":
-            model_dir = _manifest(settings).get(cfg.tts.model).folder(settings.paths.models_dir)
-            eng = cls(model_dir, device=cfg.tts.device)
-        else:
-            eng = None
+        eng = factory.make(role, Settings(cfg, settings.paths))
     except Exception as e:  # an engine that cannot start here: a note, not a failed provisioning
         log.warning("%s engine unavailable for provisioning: %s: %s", role, e.__class__.__name__, e)
         eng = None
@@ -211,17 +200,13 @@ def release_engines() -> None:
     _ENGINES.clear()
 
 
-def speaker_latents(settings: Settings, ref_wav: Path, profile_dir: Path) -> str:
+def speaker_latents(settings: Settings, prof: Profile) -> str:
     """The cloning engine's speaker latents, computed once from the reference and kept with the profile
-    (``voice/xtts_latents.pt``, where ``appliance.engines.tts_xtts`` loads them)."""
-    tts = engine("tts", settings, profile_dir)
+    (where ``appliance.engines.tts_xtts`` loads them)."""
+    tts = engine("tts", settings, prof.folder)
     if tts is None or not hasattr(tts, "compute_latents"):
         return ""  # the configured voice engine needs no latents (or is not available: noted elsewhere)
-    try:
-        latents_file = importlib.import_module("appliance.engines.tts_xtts").LATENTS_FILE
-    except (ImportError, AttributeError):
-        latents_file = "xtts_latents.pt"
-    tts.compute_latents([ref_wav], out=profile_dir / "voice" / latents_file)
+    tts.compute_latents([prof.voice_reference], out=prof.xtts_latents)
     return "speaker latents computed for the cloning voice engine"
 
 
@@ -230,7 +215,7 @@ def synthesize(tts, text: str, language: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-def match_voice(settings: Settings, ref16k: np.ndarray, bandwidth_rate: int, derived: Path) -> str:
+def match_voice(settings: Settings, ref16k: np.ndarray, bandwidth_rate: int, prof: Profile) -> str:
     """Fit the embedded TTS's voice match to the reference and report the similarity it reaches.
 
     Written before the greeting is synthesized, so the greeting already speaks in the matched voice."""
@@ -238,7 +223,7 @@ def match_voice(settings: Settings, ref16k: np.ndarray, bandwidth_rate: int, der
     if cfg.engine != "piper-espeak" or not cfg.voice_match:
         return f"voice matching: not used (tts.engine = {cfg.engine}, voice_match = {cfg.voice_match})"
     from appliance.voice.embedding import SpeakerEmbedder
-    from appliance.voice.match import PROFILE_FILE, fit
+    from appliance.voice.match import fit
 
     # The stock piper voice of the TTS engine the greeting step uses too (loaded once per process).
     piper = getattr(engine("tts", settings), "voice", None)
@@ -250,39 +235,36 @@ def match_voice(settings: Settings, ref16k: np.ndarray, bandwidth_rate: int, der
 
     embedder = SpeakerEmbedder(model_path(settings, "voicefilter-embedder") / "embedder.int8.onnx")
     profile = fit(ref16k, voice_mod.RATE, synth, embedder, alphas=(1.0, 1.1, 1.2, 1.3), bandwidth_rate=bandwidth_rate)
-    profile.save(derived / PROFILE_FILE)
+    profile.save(prof.voice_match)
     return (f"voice matched to the recordings: similarity {profile.similarity_before:.2f} -> "
             f"{profile.similarity_after:.2f} (pitch {profile.source_f0:.0f} -> {profile.target_f0:.0f} Hz, "
             f"timbre warp {profile.alpha})")
 
 
-def greetings(settings: Settings, persona, profile_dir: Path, derived: Path) -> list[str]:
-    tts = engine("tts", settings, profile_dir)
+def greetings(settings: Settings, persona, prof: Profile) -> list[str]:
+    tts = engine("tts", settings, prof.folder)
     if tts is None:
         return ["greeting: not pre-synthesized — the speech engine is not available here"]
     if hasattr(tts, "use_voice_profile"):  # speak in this new profile's matched voice
-        from appliance.voice.match import PROFILE_FILE
-
-        tts.use_voice_profile(derived / PROFILE_FILE)
+        tts.use_voice_profile(prof.voice_match)
     notes = []
     for lang in persona.languages:
         audio = synthesize(tts, persona.greeting_for(lang), lang)
-        voice_mod.write_wav(derived / f"greeting_{lang}.wav", audio, int(tts.sample_rate))
+        voice_mod.write_wav(prof.greeting(lang), audio, int(tts.sample_rate))
         notes.append(f"greeting pre-synthesized ({lang}, {len(audio) / tts.sample_rate:.1f} s)")
     return notes
 
 
 def run(settings: Settings, profile_dir: Path, rgb: np.ndarray | None, pc: PhotoCheck | None,
         vc: voice_mod.VoiceCheck, persona, models: list, progress: Callable[[float], None]) -> list[str]:
-    """Fill ``profile_dir/derived``; returns notes for the report."""
-    derived = profile_dir / "derived"
-    derived.mkdir(parents=True, exist_ok=True)
+    """Fill the profile's ``derived/``; returns notes for the report."""
+    prof = Profile(profile_dir)
+    prof.derived.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     notes += install_stick_models(settings, models)
     progress(0.05)
     ref, chosen = voice_mod.choose_reference(vc)
-    ref_path = derived / "voice_reference.wav"
-    voice_mod.write_wav(ref_path, ref)
+    voice_mod.write_wav(prof.voice_reference, ref)
     notes.append(f"voice reference: the cleanest {len(ref) / voice_mod.RATE:.0f} s, from {len({c.file for c in chosen})} "
                  f"recording(s)")
     progress(0.15)
@@ -291,24 +273,22 @@ def run(settings: Settings, profile_dir: Path, rgb: np.ndarray | None, pc: Photo
         progress(1.0)
         return notes
     emb = voice_mod.speaker_embedding(ref, model_path(settings, "voicefilter-embedder") / "embedder.int8.onnx")
-    np.save(derived / "speaker_embedding.npy", emb)
+    np.save(prof.speaker_embedding, emb)
     notes.append("speaker embedding computed (256-d)")
     bandwidth = min((f.rate for f in vc.files if f.usable), default=voice_mod.RATE)
-    notes.append(match_voice(settings, ref, bandwidth, derived))
+    notes.append(match_voice(settings, ref, bandwidth, prof))
     progress(0.3)
-    photo = next(p for p in profile_dir.iterdir() if p.name.startswith("photo."))
+    original = photo = prof.photo
     if pc is not None and rgb is not None and pc.needs_enhance:
-        enhanced = derived / "photo_enhanced.png"
-        notes.append(enhance_photo(settings, rgb, pc, enhanced))
-        photo = enhanced
+        notes.append(enhance_photo(settings, rgb, pc, prof.enhanced_photo))
+        photo = prof.enhanced_photo
     progress(0.7)
-    original = next(p for p in profile_dir.iterdir() if p.name.startswith("photo."))
     rig_photos = [photo] if photo == original else [photo, original]
     notes.append(build_rig(rig_photos, settings.paths.cache_dir, settings.config.face.size))
     progress(0.8)
-    lat = speaker_latents(settings, ref_path, profile_dir)
+    lat = speaker_latents(settings, prof)
     if lat:
         notes.append(lat)
-    notes += greetings(settings, persona, profile_dir, derived)
+    notes += greetings(settings, persona, prof)
     progress(1.0)
     return notes

@@ -29,6 +29,7 @@ from pathlib import Path
 from appliance import logs
 from appliance import persona as persona_mod
 from appliance.paths import Settings
+from appliance.profile import Profile
 
 from . import derive, profiles, selftest, staging, verify
 from . import voice as voice_mod
@@ -176,13 +177,13 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
             report.add(f"RESULT: OK — {persona.name} is now the kiosk's persona (profile {pid}).")
             report.add("It is on trial until the kiosk has started with it" + (
                 f"; if it cannot, the kiosk goes back to {previous} by itself." if previous else "."))
-            (prof / profiles.REPORT).write_text(report.text(), encoding="utf-8")
-            enhanced = prof / "derived" / "photo_enhanced.png"
-            face_photo = enhanced if enhanced.is_file() else prof / vb.photo.name
+            files = Profile(prof)
+            files.report.write_text(report.text(), encoding="utf-8")
+            face_photo = files.enhanced_photo if files.enhanced_photo.is_file() else files.photo
             profiles.write_profile_json(prof, pid, persona.name, previous, str(path), {
                 "signed": vb.signed, "manifest_sha256": vb.manifest_sha256,
                 "photo": vb.photo.name, "face_photo": face_photo.relative_to(prof).as_posix(),
-                "voice_reference": "derived/voice_reference.wav",
+                "voice_reference": files.voice_reference.relative_to(prof).as_posix(),
             })
             progress("switch", 0.3)
             final = profiles.publish(paths, prof, pid)

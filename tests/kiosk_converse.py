@@ -10,9 +10,9 @@ from kiosk_helpers import demo_persona
 
 from appliance.audio.mic import LoopbackMic, WavFileMic
 from appliance.audio.speaker import RecordingSpeaker
-from appliance.conversation.orchestrator import Conversation
+from appliance.conversation.conversation import Conversation
 from appliance.conversation.storage import TurnStore
-from appliance.messages import ScreenModel, TurnEvent
+from appliance.messages import ScreenModel, SentenceReady, Transcribed
 
 
 @dataclass
@@ -22,17 +22,18 @@ class Outcome:
     events: list = field(default_factory=list)
     screens: list = field(default_factory=list)
 
-    def kinds(self, kind: str) -> list[TurnEvent]:
-        return [e for e in self.events if e.kind == kind]
+    def of(self, kind: type) -> list:
+        """The events of one type, in order."""
+        return [e for e in self.events if isinstance(e, kind)]
 
     @property
     def transcripts(self) -> list[str]:
-        return [e.data["text"] for e in self.kinds("transcript")]
+        return [e.text for e in self.of(Transcribed)]
 
     def replies(self) -> list[str]:
         by_turn: dict[str, list[str]] = {}
-        for e in self.kinds("sentence"):
-            by_turn.setdefault(e.turn_id, []).append(e.data["text"])
+        for e in self.of(SentenceReady):
+            by_turn.setdefault(e.turn_id, []).append(e.text)
         return [" ".join(v) for v in by_turn.values()]
 
 

@@ -59,7 +59,7 @@ def silero():
 
 
 def real_engines(models_dir: Path):
-    from appliance.conversation.orchestrator import Engines
+    from appliance.engines.factory import Engines
 
     return Engines(stt=stt(models_dir), llm=llm(models_dir), tts=tts(models_dir), silero=silero())
 

@@ -10,6 +10,7 @@ import wave
 
 import numpy as np
 import pytest
+from support.fakes import FakeTTS
 
 from appliance import logs
 from appliance.audio.echo import EchoGuard
@@ -18,7 +19,6 @@ from appliance.audio.phrases import PhraseCache
 from appliance.audio.resample import StreamResampler, resample
 from appliance.audio.speaker import RecordingSpeaker
 from appliance.audio.wav import read_mono_16k, write_wav
-from appliance.engines.fakes import FakeTTS
 
 
 def tone(freq: float, seconds: float, rate: int = 16000, amp: float = 0.5) -> np.ndarray:

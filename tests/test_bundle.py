@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from support import bundles as T
 
 from provisioning import bundle, verify
-from provisioning import testing as T
 from provisioning.errors import ProvisionError
 
 

@@ -10,14 +10,28 @@ import numpy as np
 import pytest
 from kiosk_converse import converse
 from kiosk_helpers import silence, speech
+from support.fakes import FakeLLM, FakeSTT, FakeTTS
 
 from appliance import config as config_mod
 from appliance.audio.echo import EchoGuard
-from appliance.conversation.orchestrator import Engines, TurnMetrics
 from appliance.conversation.safety import REDIRECT
 from appliance.conversation.storage import TurnStore
-from appliance.engines.fakes import FakeLLM, FakeSTT, FakeTTS
-from appliance.messages import KioskState, SpeechChunk
+from appliance.engines.factory import Engines
+from appliance.messages import (
+    AudioQueued,
+    BargeIn,
+    KioskState,
+    NoReply,
+    SentenceReady,
+    SpeechChunk,
+    SpeechStarted,
+    Transcribed,
+    TurnDone,
+    TurnMetrics,
+    UtteranceCut,
+    VisitorGone,
+    WakeWordHeard,
+)
 
 LONG_REPLY = ("Space is big. Stars are far away. The moon goes around the Earth. Rockets are fast. "
               "Mars is red. Jupiter is huge. Saturn has rings. Comets have tails.")
@@ -39,18 +53,18 @@ def question(models_dir):
 def test_one_turn_events_clock_and_journal(settings, question):
     audio = np.concatenate([question, silence(1.0)])
     out = converse(settings, fakes(), audio)
-    kinds = [e.kind for e in out.events if e.kind not in ("audio", "sentence")]
-    assert kinds == ["speech_start", "utterance", "transcript", "turn_done"]
+    kinds = [type(e) for e in out.events if not isinstance(e, AudioQueued | SentenceReady)]
+    assert kinds == [SpeechStarted, UtteranceCut, Transcribed, TurnDone]
     assert out.replies() == ["Hello! I am Anna. Nice to meet you."]
-    assert [e.data["text"] for e in out.kinds("sentence")] == ["Hello!", "I am Anna.", "Nice to meet you."]
+    assert [e.text for e in out.of(SentenceReady)] == ["Hello!", "I am Anna.", "Nice to meet you."]
     # mouth-driving audio: every chunk with its start on the speaker clock, back to back
-    audio_ev = out.kinds("audio")
-    assert all(isinstance(e.data["chunk"], SpeechChunk) for e in audio_ev)
-    starts = [e.data["start_s"] for e in audio_ev]
-    durs = [len(e.data["chunk"].samples) / e.data["rate"] for e in audio_ev]
+    audio_ev = out.of(AudioQueued)
+    assert all(isinstance(e.chunk, SpeechChunk) for e in audio_ev)
+    starts = [e.start_s for e in audio_ev]
+    durs = [len(e.chunk.samples) / e.chunk.sample_rate for e in audio_ev]
     assert starts == pytest.approx([starts[0] + sum(durs[:i]) for i in range(len(durs))], abs=1e-3)
     # the reply starts when the endpointer decided (virtual time: compute takes no audio time)
-    utt_t = out.kinds("speech_start")[0].data["t"]
+    utt_t = out.of(SpeechStarted)[0].t
     assert utt_t < starts[0] < len(audio) / 16000
     rec = out.speaker.recording()
     first = int(starts[0] * 16000)
@@ -64,7 +78,7 @@ def test_one_turn_events_clock_and_journal(settings, question):
     assert "Nice to meet you." in out.screens[-1].saying
     assert any(s.level > 0.3 for s in out.screens)
     # metrics and the journal (no text by default)
-    m = out.kinds("turn_done")[0].data["metrics"]
+    m = out.of(TurnDone)[0].metrics
     assert isinstance(m, TurnMetrics) and m.outcome == "replied" and m.reply_chars > 0
     assert m.eos_s == pytest.approx(settings.config.vad.end_silence_ms / 1000, abs=0.05)
     rows = TurnStore(settings.paths.db_path, settings.config.privacy).rows()
@@ -76,12 +90,12 @@ def test_history_is_sent_and_dropped_when_the_visitor_leaves(settings, question)
     eng = fakes(texts=["first question", "second question", "third question"])
     audio = np.concatenate([question, silence(2.0), question, silence(8.0), question, silence(1.0)])
     out = converse(s, eng, audio)
-    assert len(out.kinds("turn_done")) == 3
+    assert len(out.of(TurnDone)) == 3
     prompts = eng.llm.prompts
     users = [[m.content for m in p if m.role == "user"] for p in prompts]
     assert "first question" in users[1]            # the second turn sees the first
     assert "first question" not in users[2]        # the visitor left in between: history dropped
-    assert out.kinds("visitor_gone")
+    assert out.of(VisitorGone)
     states = [sc.state for sc in out.screens]
     assert states[0] is KioskState.IDLE or states[0] is KioskState.LISTENING
     gone_at = next(i for i, sc in enumerate(out.screens) if sc.state is KioskState.IDLE and i > 0)
@@ -99,20 +113,20 @@ def test_barge_in_stops_playback_within_200ms_and_cancels(settings, question, mo
     pre = np.concatenate([question, silence(2.5)])
     audio = np.concatenate([pre, interruption, silence(1.5)])
     out = converse(settings, eng, audio)
-    barge = out.kinds("barge_in")
+    barge = out.of(BargeIn)
     assert len(barge) == 1
     # where the interruption really starts (first loud sample), on the microphone's audio time
     onset = (len(pre) + int(np.argmax(np.abs(interruption) > 1000)) + 0.3 * 16000) / 16000  # + mic lead-in
-    stopped = barge[0].data["stopped_at_s"]
+    stopped = barge[0].stopped_at_s
     assert onset < stopped <= onset + 0.2
     # nothing of the first reply sounds after that point; its remaining sentences were dropped
     rec = out.speaker.recording()
-    first_turn, second_turn = out.kinds("turn_done")
-    assert first_turn.data["outcome"] == "barge_in"
-    second_audio = [e for e in out.kinds("audio") if e.turn_id == second_turn.turn_id]
-    next_start = second_audio[0].data["start_s"] if second_audio else len(rec) / 16000
+    first_turn, second_turn = out.of(TurnDone)
+    assert first_turn.outcome == "barge_in"
+    second_audio = [e for e in out.of(AudioQueued) if e.turn_id == second_turn.turn_id]
+    next_start = second_audio[0].start_s if second_audio else len(rec) / 16000
     assert np.abs(rec[int(stopped * 16000) + 1: int(next_start * 16000)]).max() == 0
-    spoken_first = [e for e in out.kinds("sentence") if e.turn_id == first_turn.turn_id]
+    spoken_first = [e for e in out.of(SentenceReady) if e.turn_id == first_turn.turn_id]
     assert len(spoken_first) < len(LONG_REPLY.split(". "))
     assert eng.llm.cancelled  # generation stopped, not just muted
     # the interruption became the next turn
@@ -125,9 +139,9 @@ def test_noise_while_the_kiosk_speaks_does_not_barge_in(settings, question):
     clatter = np.random.default_rng(5).normal(0, 3000, 32000).astype(np.int16)  # 2 s of loud noise
     audio = np.concatenate([question, silence(2.0), clatter, silence(12.0)])
     out = converse(settings, eng, audio)
-    assert out.kinds("speech_start")[1:]  # webrtcvad did take the noise for speech ...
-    assert not out.kinds("barge_in")      # ... but silero did not, so the kiosk spoke on
-    assert out.kinds("turn_done")[0].data["outcome"] == "replied"
+    assert out.of(SpeechStarted)[1:]  # webrtcvad did take the noise for speech ...
+    assert not out.of(BargeIn)      # ... but silero did not, so the kiosk spoke on
+    assert out.of(TurnDone)[0].outcome == "replied"
 
 
 def room_ir(rt60_s: float = 0.35) -> np.ndarray:
@@ -155,10 +169,10 @@ def _echo_run(settings, models_dir, guard, room=None, visitor_over=None):
 @pytest.mark.parametrize("room", [None, "reverberant"])
 def test_own_voice_looped_back_never_starts_a_turn(settings, models_dir, room):
     out = _echo_run(settings, models_dir, None, room=room)
-    assert len(out.kinds("utterance")) == 1
-    assert not out.kinds("barge_in")
-    assert out.kinds("turn_done")[0].data["outcome"] == "replied"
-    assert len(out.kinds("sentence")) == 8  # the whole reply was spoken, into the microphone
+    assert len(out.of(UtteranceCut)) == 1
+    assert not out.of(BargeIn)
+    assert out.of(TurnDone)[0].outcome == "replied"
+    assert len(out.of(SentenceReady)) == 8  # the whole reply was spoken, into the microphone
 
 
 def test_without_the_guard_the_echo_would_barge_in(settings, models_dir):
@@ -167,15 +181,15 @@ def test_without_the_guard_the_echo_would_barge_in(settings, models_dir):
             return False
 
     out = _echo_run(settings, models_dir, Deaf())
-    assert out.kinds("barge_in") or len(out.kinds("utterance")) > 1
+    assert out.of(BargeIn) or len(out.of(UtteranceCut)) > 1
 
 
 @pytest.mark.parametrize("room", [None, "reverberant"])
 def test_visitor_talking_over_the_echo_still_barges_in(settings, models_dir, room):
     visitor = speech(models_dir, "Wait! Stop! Tell me about Mars instead.")
     out = _echo_run(settings, models_dir, None, room=room, visitor_over=visitor)
-    assert len(out.kinds("barge_in")) == 1
-    assert out.kinds("turn_done")[0].data["outcome"] == "barge_in"
+    assert len(out.of(BargeIn)) == 1
+    assert out.of(TurnDone)[0].outcome == "barge_in"
 
 
 def test_name_mode_answers_only_when_addressed(settings, question):
@@ -184,22 +198,22 @@ def test_name_mode_answers_only_when_addressed(settings, question):
     gap = silence(2.0)
     audio = np.concatenate([question, gap, question, gap, question, silence(8.0), question, gap])
     out = converse(s, eng, audio)
-    outcomes = [e.data["outcome"] for e in out.kinds("turn_done")]
+    outcomes = [e.outcome for e in out.of(TurnDone)]
     assert outcomes == ["no_reply", "replied", "replied", "no_reply"]
-    reasons = [e.data.get("reason") for e in out.kinds("no_reply")]
+    reasons = [e.reason for e in out.of(NoReply)]
     assert reasons == ["not_addressed", "not_addressed"]
 
 
 def test_empty_transcript_gives_no_reply(settings, question):
     out = converse(settings, fakes(text=""), np.concatenate([question, silence(1.0)]))
-    assert out.kinds("no_reply")[0].data["reason"] == "nothing_heard"
-    assert not out.kinds("sentence") and np.abs(out.speaker.recording()).max(initial=0) == 0
+    assert out.of(NoReply)[0].reason == "nothing_heard"
+    assert not out.of(SentenceReady) and np.abs(out.speaker.recording()).max(initial=0) == 0
 
 
 def test_unfit_reply_is_replaced_and_generation_stopped(settings, question):
     eng = fakes(reply="Guns are cool. Let me tell you more about guns and more and more.")
     out = converse(settings, eng, np.concatenate([question, silence(1.0)]))
-    said = [e.data["text"] for e in out.kinds("sentence")]
+    said = [e.text for e in out.of(SentenceReady)]
     assert said == [REDIRECT["en"]]
 
 
@@ -267,7 +281,7 @@ def test_microphone_vanishing_mid_turn_recovers(settings, question, caplog):
     from appliance import logs
     from appliance.audio.mic import PyAudioMic
     from appliance.audio.speaker import RecordingSpeaker
-    from appliance.conversation.orchestrator import Conversation
+    from appliance.conversation.conversation import Conversation
 
     caplog.set_level(logging.INFO)
     device = SpeechDevice(question)
@@ -276,11 +290,11 @@ def test_microphone_vanishing_mid_turn_recovers(settings, question, caplog):
                   tts=FakeTTS(seconds_per_char=0.05))
     conv = Conversation(settings, demo_persona(), eng, mic, RecordingSpeaker(16000))
     done = []
-    conv.on_event = lambda e: (done.append(e) if getattr(e, "kind", "") == "turn_done" else None,
+    conv.on_event = lambda e: (done.append(e) if isinstance(e, TurnDone) else None,
                                conv.stop() if len(done) == 2 else None)
     asyncio.run(asyncio.wait_for(conv.run(), timeout=60))
-    assert [e.data["outcome"] for e in done] == ["replied", "replied"]
-    assert [e.data["text"] for e in conv.events if e.kind == "transcript"] == ["first", "second"]
+    assert [e.outcome for e in done] == ["replied", "replied"]
+    assert [e.text for e in conv.events if isinstance(e, Transcribed)] == ["first", "second"]
     assert any(getattr(r, "message_id", "") == logs.DEVICE_LOST for r in caplog.records)
     assert any(getattr(r, "message_id", "") == logs.DEVICE_BACK for r in caplog.records)
 
@@ -295,9 +309,9 @@ def test_wake_word_mode_with_microwakeword(settings, models_dir):
     woken = speech(models_dir, "Okay Nabu! What is your name?")
     audio = np.concatenate([plain, silence(4.0), woken, silence(1.0), plain, silence(6.0), plain, silence(1.0)])
     out = converse(s, eng, audio)
-    outcomes = [e.data.get("reason") or "replied" for e in out.events if e.kind in ("no_reply", "turn_done")
-                and (e.kind == "no_reply" or e.data["outcome"] == "replied")]
-    assert len(out.kinds("wake_word")) >= 1
+    outcomes = [e.reason if isinstance(e, NoReply) else "replied" for e in out.events
+                if isinstance(e, NoReply) or (isinstance(e, TurnDone) and e.outcome == "replied")]
+    assert len(out.of(WakeWordHeard)) >= 1
     # no wake word: ignored; with it: answered; a follow-up inside the window: answered; later: ignored
     assert outcomes == ["no_wake_word", "replied", "replied", "no_wake_word"]
 
@@ -319,7 +333,7 @@ def test_stopping_mid_reply_abandons_the_turn_instead_of_hanging(settings, quest
 
     from appliance.audio.mic import WavFileMic
     from appliance.audio.speaker import RecordingSpeaker
-    from appliance.conversation.orchestrator import run_conversation
+    from appliance.conversation.conversation import run_conversation
 
     audio = np.concatenate([question, silence(20.0)])
     eng = Engines(stt=FakeSTT("tell me about space"), llm=FakeLLM(LONG_REPLY), tts=FakeTTS(seconds_per_char=0.06))
@@ -331,6 +345,6 @@ def test_stopping_mid_reply_abandons_the_turn_instead_of_hanging(settings, quest
                                                        kiosk_helpers.demo_persona(), engines=eng,
                                                        stop_after_audio_s=stop_at), timeout=60)
     events = asyncio.run(go())
-    assert any(e.kind == "audio" for e in events)  # it had started speaking
+    assert any(isinstance(e, AudioQueued) for e in events)  # it had started speaking
     assert not speaker.busy  # nothing left queued to play
     assert len(speaker.recording()) / 22050 <= stop_at + 0.5

@@ -11,7 +11,7 @@ from kiosk_helpers import demo_persona
 from appliance.config import PrivacyConfig
 from appliance.conversation import prompt, safety
 from appliance.conversation.history import History
-from appliance.conversation.orchestrator import fallback_reply
+from appliance.conversation.session import fallback_reply
 from appliance.conversation.storage import TurnRecord, TurnStore
 from appliance.engines.stt_whisper import choose_language
 from appliance.engines.wake import WakeGate

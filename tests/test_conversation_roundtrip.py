@@ -11,7 +11,8 @@ from kiosk_helpers import RU_PROMPTS, real_engines, ru_prompt, silence, speech, 
 
 from appliance.audio.resample import resample
 from appliance.audio.wav import read_mono_16k, to_int16
-from appliance.conversation.orchestrator import fallback_reply
+from appliance.conversation.session import fallback_reply
+from appliance.messages import SentenceReady, Transcribed, TurnDone, TurnFailed
 from appliance.persona import Persona
 
 
@@ -31,7 +32,7 @@ def test_english_round_trip_name_and_reply_audio(settings, engines, models_dir):
     played = out.speaker.recording()
     heard_back = stt(models_dir).transcribe(to_int16(resample(played, out.speaker.rate, 16000)), ["en"], None)[0]
     assert wer(reply, heard_back) <= 0.3, (reply, heard_back)
-    m = out.kinds("turn_done")[0].data["metrics"]
+    m = out.of(TurnDone)[0].metrics
     assert m.language == "en" and m.stt_s > 0 and m.tts_first_chunk_s > 0 and m.ttfa_s >= m.eos_s
 
 
@@ -50,7 +51,7 @@ def test_russian_turn_gets_the_honest_russian_answer(settings, engines, tmp_path
         w.writeframes(np.stack([mono, mono], axis=1).tobytes())
     audio = np.concatenate([read_mono_16k(stereo), silence(1.0)])
     out = converse(settings, engines, audio)
-    assert [e.data["language"] for e in out.kinds("transcript")] == ["ru"]
+    assert [e.language for e in out.of(Transcribed)] == ["ru"]
     assert wer("Добро пожаловать в директорию", out.transcripts[0]) <= 0.34
     persona = out.conv.persona
     assert out.replies() == [fallback_reply(persona, "ru")]
@@ -63,7 +64,7 @@ def test_short_russian_after_russian_stays_russian(settings, engines):
         pytest.skip("asterisk-core-sounds-ru-wav is not installed")
     audio = np.concatenate([ru_prompt("dir-welcome"), silence(10.0), ru_prompt("auth-thankyou"), silence(1.0)])
     out = converse(settings, engines, audio)
-    assert [e.data["language"] for e in out.kinds("transcript")] == ["ru", "ru"]
+    assert [e.language for e in out.of(Transcribed)] == ["ru", "ru"]
 
 
 def _noise(seconds, rms, seed=0):
@@ -83,7 +84,7 @@ BAD_INPUTS = {
 def test_bad_input_gives_no_turn_and_no_crash(settings, engines, name):
     out = converse(settings, engines, BAD_INPUTS[name]())
     assert out.transcripts == []
-    assert not out.kinds("sentence") and not out.kinds("error")
+    assert not out.of(SentenceReady) and not out.of(TurnFailed)
     assert np.abs(out.speaker.recording()).max(initial=0) == 0
 
 
@@ -97,5 +98,5 @@ def test_followup_in_name_mode_with_real_stt(settings, engines, models_dir):
     audio = np.concatenate([speech(models_dir, "How old are you?"), silence(2.0),
                             speech(models_dir, "Anna, how old are you?"), silence(8.0)])
     out = converse(s, engines, audio, persona=persona)
-    outcomes = [e.data["outcome"] for e in out.kinds("turn_done")]
+    outcomes = [e.outcome for e in out.of(TurnDone)]
     assert outcomes == ["no_reply", "replied"]

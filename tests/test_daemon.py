@@ -12,7 +12,7 @@ from test_daemon_support import FakeSystemd, control, start_daemon, stop, wait_s
 
 from appliance import logs
 from appliance.daemon.notify import Notifier
-from appliance.daemon.service import percentile
+from appliance.daemon.status import percentile
 
 
 @pytest.fixture
@@ -328,9 +328,8 @@ def test_engines_that_do_not_fit_the_gpu_show_maintenance_before_loading(setting
     from types import SimpleNamespace
 
     from appliance import config as config_mod
-    from appliance.conversation import orchestrator
     from appliance.daemon.service import Kiosk
-    from appliance.engines import select
+    from appliance.engines import factory, select
     from appliance.paths import Settings
 
     monkeypatch.setattr(select, "cuda_available", lambda: True)  # a GPU box…
@@ -338,15 +337,15 @@ def test_engines_that_do_not_fit_the_gpu_show_maintenance_before_loading(setting
     cfg = config_mod.replace(settings.config, "llm", n_gpu_layers=-1, n_ctx=32768)
     s = Settings(cfg, settings.paths)
     loaded = []
-    monkeypatch.setattr(orchestrator, "make_engine", lambda *a: loaded.append(a))
+    monkeypatch.setattr(factory, "make", lambda *a: loaded.append(a))
     with pytest.raises(select.VramError, match=r"need \d+ MB but this GPU allows 2048 MB"):
-        orchestrator.load_engines(s)
+        factory.load(s)
     assert loaded == []  # nothing was loaded into a GPU that cannot hold it
 
-    def factory(settings, args):
-        return SimpleNamespace(start=lambda: asyncio.sleep(0, orchestrator.load_engines(settings)))
+    def app_factory(settings, args):
+        return SimpleNamespace(start=lambda: asyncio.sleep(0, factory.load(settings)))
 
-    kiosk = Kiosk(s, SimpleNamespace(headless=True), app_factory=factory)
+    kiosk = Kiosk(s, SimpleNamespace(headless=True), app_factory=app_factory)
 
     async def go():
         await kiosk._start_app()

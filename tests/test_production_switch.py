@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from gguf_tiny import build as build_gguf
 from lipsync_tiny import tiny_wav2lip
+from support import bundles as T
 from xtts_tiny import build as build_xtts
 
 from appliance import config as config_mod
@@ -26,7 +27,6 @@ from appliance.audio.speaker import RecordingSpeaker
 from appliance.engines.lipsync_onnx import NeuralLipsyncAnimator
 from appliance.engines.llm_llama import LlamaPersonaLLM
 from appliance.paths import Settings
-from provisioning import testing as T
 
 pytest.importorskip("TTS")
 

@@ -7,9 +7,9 @@ import logging
 import os
 
 import pytest
+from support import bundles as T
 
 from provisioning import profiles
-from provisioning import testing as T
 
 
 def make_profile(paths, name: str, *, confirm: bool = True) -> str:

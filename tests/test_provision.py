@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import bundles as T
 
 from appliance import config as config_mod
 from appliance import logs
 from appliance.paths import Settings
 from provisioning import bundle, derive, pipeline, profiles, staging
-from provisioning import testing as T
 
 STUB = derive.STUB_ENV
 

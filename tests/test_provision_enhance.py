@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from support import bundles as T
 
 from provisioning import enhance
-from provisioning import testing as T
 
 
 def test_tiled_upscale_matches_the_whole_image_and_the_photo(models_dir):

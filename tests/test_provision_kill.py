@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from support import bundles as T
+
 from provisioning import derive, pipeline, profiles
-from provisioning import testing as T
 
 KILLS = 50
 REPO = Path(__file__).resolve().parent.parent

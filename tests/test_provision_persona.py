@@ -5,9 +5,9 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from support import bundles as T
 
 from appliance import persona
-from provisioning import testing as T
 
 
 def load(text: str) -> persona.Persona:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from support import bundles as T
 
-from provisioning import testing as T
 from provisioning import voice
 from provisioning.errors import ProvisionError
 

@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import pytest
 from lipsync_tiny import tiny_wav2lip
+from support import bundles as T
 
 from appliance import config as config_mod
 from appliance import models as models_mod
@@ -20,7 +21,6 @@ from appliance.audio.speaker import RecordingSpeaker
 from appliance.engines.lipsync_onnx import NeuralLipsyncAnimator
 from appliance.messages import MouthPose
 from appliance.paths import Settings
-from provisioning import testing as T
 
 REPO_PERSONA = """name = "Anna"
 languages = ["en"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from appliance.demo import pick_voice_samples
-from appliance.engines.tts_xtts import LATENTS_FILE, XttsTTS, normalize
+from appliance.engines.tts_xtts import XttsTTS, normalize
 
 pytest.importorskip("TTS", reason="the gpu extra (coqui-tts) is installed by bootstrap.sh test")
 
@@ -31,7 +31,7 @@ def test_latents_are_computed_cached_and_reloaded(checkpoint, tmp_path):
     assert tts.device == "cpu" and tts.sample_rate == 24000
     with pytest.raises(RuntimeError, match="no speaker latents"):
         next(tts.synthesize("Hello", "en"))
-    out = tmp_path / LATENTS_FILE
+    out = tmp_path / "xtts_latents.pt"
     tts.compute_latents(pick_voice_samples(total_s=20), out)
     assert out.exists() and not out.with_suffix(".partial").exists()
     again = XttsTTS(checkpoint, device="cpu", latents=out)

@@ -30,7 +30,7 @@ from ..audio.mic import Mic
 from ..audio.resample import resample
 from ..audio.speaker import Speaker
 from ..lang import guess_language
-from ..messages import KioskState, MouthPose, ScreenModel, TurnEvent
+from ..messages import AudioQueued, BargeIn, KioskState, ScreenModel, TurnEvent
 from ..paths import Settings
 from .profile import ProfileFiles, active_profile
 from .sticks import StickProvisioner
@@ -38,28 +38,6 @@ from .sticks import StickProvisioner
 log = logging.getLogger("avatar-kiosk.app")
 
 HINT = "Say hello! · Скажите «привет»!"
-
-def build_face(settings: Settings, resolved, photo: Path):
-    """(animator, neural lip-sync or None) for ``photo``: the mesh warp, wrapped by the neural
-    lip-sync when ``face.engine = "neural-lipsync"`` resolved (its weights are there). Blocking."""
-    from ..face.animator import MeshWarpAnimator
-    from ..face.rig import FaceManager
-
-    cfg = settings.config
-    rig = FaceManager(settings.paths.cache_dir, size=cfg.face.size).load(photo)
-    animator = MeshWarpAnimator(rig, size=cfg.face.size)
-    if resolved is None or resolved.face.engine != "neural-lipsync":
-        return animator, None
-    from ..engines.lipsync_onnx import NeuralLipsync, NeuralLipsyncAnimator, face_box
-
-    lipsync = NeuralLipsync.from_settings(Settings(resolved, settings.paths))
-    wrapped = NeuralLipsyncAnimator(animator, lipsync, face_box(rig))
-    wrapped.frame(0.05, MouthPose())  # warm: the first word must not pay for the session's set-up
-    lipsync.clear()
-    log.info("face: neural lip-sync (%s, %s), face box %s", resolved.face.lipsync_model,
-             "+".join(lipsync.model.providers), wrapped.face_box)
-    return wrapped, wrapped
-
 
 class KioskApp:
     """The real kiosk. ``mic``/``speaker`` are the caller's: PortAudio devices on the box, a WAV
@@ -125,8 +103,9 @@ class KioskApp:
 
     async def start(self) -> None:
         """Load the face and the engines, open the screen, greet, listen."""
-        from ..conversation.orchestrator import Conversation, load_engines
+        from ..conversation.conversation import Conversation
         from ..conversation.storage import TurnStore
+        from ..engines import factory
         from ..face.mouth import MouthTracker
         from ..screen.renderer import Renderer
 
@@ -137,9 +116,8 @@ class KioskApp:
         self.renderer.draw(ScreenModel(state=KioskState.PROVISIONING, step="Waking up…", progress=0.2), None)
         self.renderer.present()
         self.tracker = MouthTracker(self.speaker.rate, fps=cfg.face.fps)
-        self.engines = await loop.run_in_executor(None, load_engines, self.settings)
-        self.animator, self.lipsync = await loop.run_in_executor(None, build_face, self.settings,
-                                                                 self.engines.config, self.profile.photo)
+        self.engines = await loop.run_in_executor(None, factory.load, self.settings)
+        self._use_face(await loop.run_in_executor(None, self._face, self.profile.photo))
         self.store = TurnStore(self.settings.paths.db_path, cfg.privacy)
         self.conv = Conversation(self.settings, self.profile.persona, self.engines, self.mic, self.speaker,
                                  on_event=self.on_event, store=self.store)
@@ -266,22 +244,31 @@ class KioskApp:
         """Run as ``profile`` from now on: its face, voice, persona prompt and greetings. Loads no
         model again; the face rig comes from the cache provisioning filled."""
         loop = asyncio.get_running_loop()
-        animator, lipsync = await loop.run_in_executor(None, build_face, self.settings, self.engines.config,
-                                                       profile.photo)
+        animator = await loop.run_in_executor(None, self._face, profile.photo)
         tts = self.engines.tts
         if hasattr(tts, "use_profile"):
             await loop.run_in_executor(None, tts.use_profile, profile.folder)
         await self.conv.switch_persona(profile.persona)
         self.tracker.clear(self.speaker.played_samples)
-        self.animator, self.lipsync, self.profile = animator, lipsync, profile
+        self._use_face(animator)
+        self.profile = profile
 
     async def hush(self) -> None:
         """Stop talking and listening at once (a stick came in); the face's mouth closes where the
         voice stopped."""
-        stopped_at = await self.conv.hold()
-        self.tracker.clear(int(round(stopped_at * self.speaker.rate)))
-        if self.lipsync is not None:
-            self.lipsync.clear(stopped_at)
+        self._silent_from(await self.conv.hold())
+
+    def _face(self, photo: Path):
+        """The face engine for ``photo``, as configured after fallbacks (blocking: a worker thread)."""
+        from ..engines import factory
+
+        return factory.face(Settings(self.engines.config, self.settings.paths), photo)
+
+    def _use_face(self, animator) -> None:
+        # A face engine that paints the mouth from the speech itself (neural lip-sync) is fed the
+        # reply audio as it is queued; the mesh warp gets the mouth track's pose every frame.
+        self.animator = animator
+        self.lipsync = animator if hasattr(animator, "add_audio") else None
 
     async def restore_voice(self) -> None:
         """After a refused stick: provisioning borrowed the engines; give them this profile back."""
@@ -291,25 +278,29 @@ class KioskApp:
         self.conv.use_names()
 
     # ------------------------------------------------------------------ events and frames
-    def on_event(self, item: object) -> None:
+    def on_event(self, item: TurnEvent | ScreenModel) -> None:
         """Events from the conversation (on the loop thread)."""
-        if isinstance(item, ScreenModel):
-            self.screen = replace(item, hint=item.hint or self.screen.hint)
-            return
-        if not isinstance(item, TurnEvent):
-            return
-        if item.kind == "audio":
-            chunk, start_s, rate = item.data["chunk"], item.data["start_s"], item.data["rate"]
-            samples = chunk.samples if rate == self.speaker.rate else resample(chunk.samples, rate, self.speaker.rate)
-            self.tracker.add(samples.astype(np.float32), int(round(start_s * self.speaker.rate)))
-            if self.lipsync is not None:
-                self.lipsync.add_audio(resample(chunk.samples.astype(np.float32), rate, 16000), start_s)
-            return
-        self.events.append(item)
-        if item.kind == "barge_in":
-            self.tracker.clear(int(round(item.data.get("stopped_at_s", 0.0) * self.speaker.rate)))
-            if self.lipsync is not None:
-                self.lipsync.clear(item.data.get("stopped_at_s", 0.0))
+        match item:
+            case ScreenModel():
+                self.screen = replace(item, hint=item.hint or self.screen.hint)
+            case AudioQueued(chunk=chunk, start_s=start_s):
+                rate = chunk.sample_rate
+                samples = chunk.samples if rate == self.speaker.rate else resample(chunk.samples, rate,
+                                                                                   self.speaker.rate)
+                self.tracker.add(samples.astype(np.float32), int(round(start_s * self.speaker.rate)))
+                if self.lipsync is not None:
+                    self.lipsync.add_audio(resample(chunk.samples.astype(np.float32), rate, 16000), start_s)
+            case BargeIn(stopped_at_s=stopped_at):
+                self.events.append(item)
+                self._silent_from(stopped_at)
+            case _:
+                self.events.append(item)
+
+    def _silent_from(self, stopped_at: float) -> None:
+        """The voice stopped at ``stopped_at`` (speaker clock): the mouth closes there."""
+        self.tracker.clear(int(round(stopped_at * self.speaker.rate)))
+        if self.lipsync is not None:
+            self.lipsync.clear(stopped_at)
 
     def shown(self) -> ScreenModel:
         """What the screen shows now: the overlay (a stick being set up), else the conversation's

@@ -95,13 +95,11 @@ def _photo(settings: Settings, tmp: Path) -> Path:
 def _stages(settings: Settings):
     """(engine name, callable) in the order the child runs them; later ones use earlier results."""
     from ..audio.resample import resample
-    from ..conversation.orchestrator import make_engine
-    from ..engines.select import resolve
+    from ..engines import factory
     from ..messages import ChatMessage, MouthPose
-    from ..models import load_manifest
 
-    resolved, _fallbacks = resolve(settings.config, load_manifest(settings.paths.manifest), settings.paths.models_dir)
-    rs = Settings(resolved, settings.paths)
+    rs = factory.resolved(settings)
+    resolved = rs.config
     lang = resolved.session.languages[0] if resolved.session.languages else "en"
     got: dict = {}
 
@@ -112,7 +110,7 @@ def _stages(settings: Settings):
         return "silero"
 
     def tts():
-        eng = make_engine("tts", resolved.tts.engine, rs)
+        eng = factory.make("tts", rs)
         audio = np.concatenate([np.asarray(c, np.float32).reshape(-1) for c in eng.synthesize("Hello.", "en")])
         if audio.size == 0:
             raise RuntimeError("no sound came out")
@@ -120,13 +118,13 @@ def _stages(settings: Settings):
         return f"{resolved.tts.engine}, {audio.size / eng.sample_rate:.1f} s"
 
     def stt():
-        eng = make_engine("stt", resolved.stt.engine, rs)
+        eng = factory.make("stt", rs)
         audio = got.get("speech16k", np.zeros(16000, np.float32))
         text, *_ = eng.transcribe(audio.astype(np.float32), (lang,), lang)
         return f"{resolved.stt.engine}, heard {len(text)} characters"
 
     def llm():
-        eng = make_engine("llm", resolved.llm.engine, rs)
+        eng = factory.make("llm", rs)
         cancel = threading.Event()
         for _piece in eng.generate([ChatMessage("system", "You are a kiosk."), ChatMessage("user", "Hi")], cancel):
             cancel.set()
@@ -134,19 +132,14 @@ def _stages(settings: Settings):
         return resolved.llm.engine
 
     def face():
-        from .kiosk import build_face
-
         with tempfile.TemporaryDirectory() as tmp:
-            animator, _lipsync = build_face(rs, resolved, _photo(settings, Path(tmp)))
-            frame = animator.frame(0.5, MouthPose(0.5, 0.5))
+            frame = factory.face(rs, _photo(settings, Path(tmp))).frame(0.5, MouthPose(0.5, 0.5))
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise RuntimeError(f"the frame has shape {frame.shape}")
         return f"{resolved.face.engine}, {frame.shape[1]}x{frame.shape[0]}"
 
     def wake():
-        from ..engines.wake import MicroWakeWordDetector
-
-        MicroWakeWordDetector(resolved.wake.wake_word).process(np.zeros(160, np.int16))
+        factory.make_wake(resolved).process(np.zeros(160, np.int16))
         return resolved.wake.wake_word
 
     stages = [("vad", vad), ("tts", tts), ("stt", stt), ("llm", llm), ("face", face)]

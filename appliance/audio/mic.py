@@ -1,10 +1,10 @@
 """Microphones: async iterators of 16 kHz mono int16 :class:`AudioChunk` frames.
 
 * :class:`WavFileMic` — "speaks" a recording, in real time or as fast as possible. As fast as
-  possible is *virtual time*: before each frame it awaits ``pace`` (given by the orchestrator),
+  possible is *virtual time*: before each frame it awaits ``pace`` (given by the conversation, see conversation/pacing.py),
   which holds the audio clock still while the kiosk is computing, as if compute were instant;
   the bench measures compute on the wall clock instead. After the file, the room stays quiet
-  (silence frames) until the orchestrator stops.
+  (silence frames) until the conversation stops.
 * :class:`PyAudioMic` — PortAudio capture in callback mode; the callback hands raw bytes to the
   loop with ``call_soon_threadsafe``. Device chosen by name; 16 kHz if the device offers it,
   else 48/44.1 kHz resampled. A missing or unplugged device gives one journal line, a retry every

@@ -151,7 +151,7 @@ class Speaker:
 class RecordingSpeaker(Speaker):
     """A null speaker that records: its clock advances as audio time passes (``advance``).
 
-    The orchestrator advances it by each microphone frame's duration when the microphone runs in
+    The conversation advances it by each microphone frame's duration when the microphone runs in
     virtual time (a WAV file read as fast as possible), so what was "played" lines up with what
     was "heard" exactly as it would in a room."""
 

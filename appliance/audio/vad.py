@@ -156,7 +156,7 @@ class SileroCheck:
     """Silero VAD (the ONNX file shipped in faster-whisper) as a second opinion on an utterance.
 
     Returns the highest speech probability over the utterance; noise that fooled webrtcvad
-    stays well under 0.5. Not thread-safe: the orchestrator calls it from the STT worker."""
+    stays well under 0.5. Not thread-safe: the conversation calls it from the STT worker."""
 
     def __init__(self, model_path: str | None = None) -> None:
         import os

@@ -51,11 +51,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_turns(settings, n: int, *, engines=None, persona=None) -> list:
     """Run ``n`` spoken turns through the real loop; returns their TurnMetrics."""
+    from ..app.commands import current_persona
     from ..audio.mic import WavFileMic
     from ..audio.speaker import RecordingSpeaker
-    from ..conversation.commands import current_persona
-    from ..conversation.orchestrator import Conversation, load_engines
+    from ..conversation.conversation import Conversation
     from ..conversation.storage import TurnStore
+    from ..engines.factory import load as load_engines
 
     persona = persona or current_persona(settings)
     engines = engines or load_engines(settings)

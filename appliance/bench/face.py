@@ -25,22 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from ..messages import MouthPose
+from ..profile import Profile
 
 
 def _photo(settings) -> Path:
     """The active profile's face photo (``face_photo`` in its profile.json, else photo.*),
     else the astronaut portrait written once into the cache."""
-    current = settings.paths.current_profile
-    if current.exists():
-        try:
-            meta = json.loads((current / "profile.json").read_text(encoding="utf-8"))
-            cand = current / str(meta.get("face_photo") or meta.get("photo") or "")
-            if cand.is_file():
-                return cand
-        except (OSError, ValueError):
-            pass
-        for cand in sorted(current.glob("photo.*")):
-            return cand
+    photo = Profile(settings.paths.current_profile).face_photo
+    if photo is not None:
+        return photo
     path = Path(settings.paths.cache_dir) / "face-bench" / "astronaut.png"
     if not path.exists():
         import cv2

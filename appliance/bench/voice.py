@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from .. import models as models_mod
+from ..profile import Profile
 from ..voice.embedding import SpeakerEmbedder, band_limit, common_rate, cosine
 from ..voice.match import VoiceMatcher, fit
 
@@ -39,8 +40,8 @@ def load_samples(folder: Path) -> tuple[np.ndarray, int]:
 
 
 def voice_folder(settings) -> Path:
-    cur = settings.paths.current_profile
-    return (cur / "voice") if (cur / "voice").is_dir() else settings.paths.demo_bundle / "voice"
+    cur = Profile(settings.paths.current_profile).voice_dir
+    return cur if cur.is_dir() else Profile(settings.paths.demo_bundle).voice_dir
 
 
 def run(settings, args) -> int:

@@ -1,6 +1,6 @@
 """The turn journal in SQLite: when, which language, how long each stage took, how long the reply
 was. Text only when ``privacy.store_text`` allows it, and then with an expiry; raw audio never
-(debug capture writes WAVs to the cache folder, see the orchestrator, and only when enabled)."""
+(debug capture writes WAVs to the cache folder, see conversation/turn.py, and only when enabled)."""
 
 from __future__ import annotations
 

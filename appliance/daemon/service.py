@@ -17,14 +17,10 @@ One asyncio loop on the main thread (pygame shares that thread; see :mod:`.apps`
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import math
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +32,7 @@ from .. import logs, paths
 from ..engines.select import VramError
 from . import apps, control
 from .notify import Notifier
+from .status import RecentErrors, gpu_mem_of, percentile
 from .usb import UsbWatcher
 
 log = logging.getLogger("avatar-kiosk.daemon")
@@ -43,40 +40,6 @@ log = logging.getLogger("avatar-kiosk.daemon")
 STOP_APP_S = 2.5     # app.stop() gets this long
 HARD_EXIT_S = 4.0    # after SIGTERM the process is gone by then, even if the loop is stuck
 TICK_S = 0.25        # STATUS= follow-up and stop/reload checks
-
-
-class RecentErrors(logging.Handler):
-    """The last warnings and errors of any component, for ``avatar-kiosk status``."""
-
-    def __init__(self, size: int = 20) -> None:
-        super().__init__(logging.WARNING)
-        self.items: collections.deque = collections.deque(maxlen=size)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            self.items.append({"t": record.created, "level": record.levelname,
-                               "msg": record.getMessage().splitlines()[0][:300]})
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0…100) of a non-empty list."""
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
-    return float(s[k])
-
-
-def _gpu_mem_of(pid: int) -> int | None:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=3).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    used = [int(b) for a, b in (ln.split(",")[:2] for ln in out.splitlines() if "," in ln)
-            if a.strip() == str(pid) and b.strip().isdigit()]
-    return sum(used) if used else 0
 
 
 AppFactory = Callable[[paths.Settings, Any], "apps.KioskApp"]
@@ -161,7 +124,7 @@ class Kiosk:
             "info": info, "latency": latency, "errors": list(self.errors.items),
         }
         if "vram_mb" not in info:
-            out["vram_mb"] = await asyncio.to_thread(_gpu_mem_of, os.getpid())
+            out["vram_mb"] = await asyncio.to_thread(gpu_mem_of, os.getpid())
         return out
 
     # ------------------------------------------------------------------ life

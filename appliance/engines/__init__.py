@@ -1,8 +1,8 @@
 """Engine interfaces and the registry that picks an implementation by its config name.
 
-Each role has a one-method interface (``base.py``), a production engine for the RTX 3060 box,
-an embedded default that runs on a CPU with models from packages, and a small deterministic fake
-for orchestration tests only. Implementations are imported lazily, so choosing the embedded
+Each role has a one-method interface (``base.py``), a production engine for the RTX 3060 box and
+an embedded default that runs on a CPU with models from packages; :mod:`.factory` builds them. Small
+deterministic fakes for the conversation's tests live in ``tests/support/fakes.py``, never here. Implementations are imported lazily, so choosing the embedded
 default never imports torch, and a missing GPU stack only matters to the engine that needs it.
 """
 
@@ -15,21 +15,17 @@ from typing import Any
 REGISTRY: dict[str, dict[str, str]] = {
     "stt": {
         "faster-whisper": "appliance.engines.stt_whisper:WhisperSTT",
-        "fake": "appliance.engines.fakes:FakeSTT",
     },
     "llm": {
         "llama-cpp": "appliance.engines.llm_llama:LlamaPersonaLLM",
-        "fake": "appliance.engines.fakes:FakeLLM",
     },
     "tts": {
         "piper-espeak": "appliance.engines.tts_piper:PiperEspeakTTS",
         "xtts": "appliance.engines.tts_xtts:XttsTTS",
-        "fake": "appliance.engines.fakes:FakeTTS",
     },
     "face": {
         "mesh-warp": "appliance.face.animator:MeshWarpAnimator",
         "neural-lipsync": "appliance.engines.lipsync_onnx:NeuralLipsyncAnimator",
-        "fake": "appliance.engines.fakes:FakeAnimator",
     },
 }
 

@@ -1,4 +1,4 @@
-"""One-method interfaces per engine role. Engines are plain blocking code: the orchestrator runs
+"""One-method interfaces per engine role. Engines are plain blocking code: the conversation runs
 each in its own worker thread and fully consumes any generator there (a lazy generator iterated
 on the event loop would block the loop)."""
 
@@ -36,3 +36,8 @@ class TextToSpeech(Protocol):
 class FaceAnimator(Protocol):
     def frame(self, t: float, mouth: MouthPose) -> np.ndarray:
         """The face image (H×W×3 uint8, RGB) at audio-clock time ``t`` with this mouth pose."""
+
+
+class WakeDetector(Protocol):
+    def process(self, frame: np.ndarray) -> bool:
+        """One 16 kHz int16 microphone frame; True when the wake word just ended."""

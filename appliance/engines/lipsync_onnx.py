@@ -252,6 +252,18 @@ class NeuralLipsyncAnimator:
     is the face's square box in the animator's output image.
     """
 
+    @classmethod
+    def for_rig(cls, rig, settings) -> NeuralLipsyncAnimator:
+        """The ``neural-lipsync`` face engine for this rig (the engine factory's entry): the model
+        over the mesh warp, which keeps blinks, sway and breathing."""
+        from ..face.animator import MeshWarpAnimator
+
+        lipsync = NeuralLipsync.from_settings(settings)
+        animator = cls(MeshWarpAnimator.for_rig(rig, settings), lipsync, face_box(rig))
+        log.info("face: neural lip-sync (%s, %s), face box %s", settings.config.face.lipsync_model,
+                 "+".join(lipsync.model.providers), animator.face_box)
+        return animator
+
     def __init__(self, base, lipsync: NeuralLipsync, face_box: tuple[int, int, int, int]) -> None:
         self.base = base
         self.lipsync = lipsync

@@ -1,4 +1,4 @@
-"""Speech-to-text with faster-whisper (CTranslate2). Blocking: the orchestrator calls it from the
+"""Speech-to-text with faster-whisper (CTranslate2). Blocking: the conversation calls it from the
 STT worker thread, and the segment generator is consumed here, in that thread.
 
 Language choice: whisper's own language ID is unreliable on short clips (the base model calls

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..audio.resample import resample
 from ..audio.wav import read_wav
+from ..profile import Profile
 
 
 class PiperEspeakTTS:
@@ -49,9 +50,7 @@ class PiperEspeakTTS:
     def use_profile(self, folder: Path) -> None:
         """Speak in the voice of the profile at ``folder`` (a stick was provisioned while running)."""
         if self.match_profiles:
-            from ..voice.match import PROFILE_FILE
-
-            self.use_voice_profile(folder / "derived" / PROFILE_FILE)
+            self.use_voice_profile(Profile(folder).voice_match)
 
     @classmethod
     def from_settings(cls, settings) -> PiperEspeakTTS:
@@ -60,9 +59,7 @@ class PiperEspeakTTS:
         cfg = settings.config.tts
         model = load_manifest(settings.paths.manifest).get(cfg.english_voice)
         onnx = next(f.name for f in model.files if f.name.endswith(".onnx"))
-        from ..voice.match import PROFILE_FILE
-
-        profile = settings.paths.current_profile / "derived" / PROFILE_FILE if cfg.voice_match else None
+        profile = Profile(settings.paths.current_profile).voice_match if cfg.voice_match else None
         engine = cls(model.path(settings.paths.models_dir, onnx), russian_voice=cfg.russian_voice, voice_profile=profile)
         engine.match_profiles = cfg.voice_match
         return engine

@@ -7,7 +7,7 @@
   ``voice/xtts_latents.pt``; at run time they are only loaded.
 * Streaming: ``inference_stream`` yields audio every ``stream_chunk_size`` GPT tokens, so the first
   chunk leaves long before the sentence is done. The generator is consumed in the engine's worker
-  thread (the orchestrator's rule for every engine).
+  thread (the conversation's rule for every engine).
 * Text is normalised per language first (numbers and common abbreviations spelled out), because the
   model reads digits and abbreviations badly and its own cleaners do not cover Russian abbreviations.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-LATENTS_FILE = "xtts_latents.pt"
+from ..profile import Profile
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,12 @@ class XttsTTS:
     def use_profile(self, profile: Path) -> None:
         """Clone the voice of the profile at ``profile``: its latents (written by provisioning), else
         computed once from its reference recording and cached with it."""
-        latents = profile / "voice" / LATENTS_FILE
+        files = Profile(profile)
+        latents = files.xtts_latents
         if latents.is_file():
             self.load_latents(latents)
             return
-        reference = profile / "derived" / "voice_reference.wav"
+        reference = files.voice_reference
         if reference.is_file():
             # A profile provisioned while the kiosk still ran the embedded voice: switching config.toml
             # to XTTS must not leave it mute, so the latents are computed from the profile's cleanest

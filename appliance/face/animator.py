@@ -130,6 +130,11 @@ class _Gaze:
 class MeshWarpAnimator:
     """FaceAnimator for the embedded default: ``frame(t, mouth)`` -> (size, size, 3) uint8 RGB."""
 
+    @classmethod
+    def for_rig(cls, rig: FaceRig, settings) -> MeshWarpAnimator:
+        """The ``mesh-warp`` face engine for this rig (the engine factory's entry)."""
+        return cls(rig, size=settings.config.face.size)
+
     def __init__(self, rig: FaceRig, size: int = 512, seed: int = 0) -> None:
         self.rig = rig
         self.size = int(size)

@@ -26,7 +26,6 @@ import numpy as np
 from .embedding import SpeakerEmbedder, band_limit, common_rate, cosine, to_mono_float
 
 FRAME_MS = 5.0
-PROFILE_FILE = "voice_profile.json"  # in a profile's derived/ folder, written by provisioning
 ALPHAS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
 CALIBRATION = {
     "en": ("Hello! It is lovely to meet you today.", "The Moon is about three hundred thousand kilometres away."),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle
+from provisioning import bundle
 
 ASTERISK_RU = Path("/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..messages import ChatMessage, MouthPose
+from appliance.messages import ChatMessage, MouthPose
 
 
 class FakeSTT:

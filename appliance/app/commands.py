@@ -11,19 +11,21 @@ import numpy as np
 from ..audio.mic import WavFileMic
 from ..audio.speaker import PyAudioSpeaker, RecordingSpeaker
 from ..audio.wav import write_wav
+from ..conversation.conversation import Conversation, run_conversation
+from ..conversation.storage import TurnStore
+from ..engines.factory import load as load_engines
 from ..lang import guess_language
-from ..messages import TurnEvent
+from ..messages import BargeIn, NoReply, SentenceReady, Transcribed, TurnDone
 from ..persona import Persona
 from ..persona import load as load_persona
-from .orchestrator import Conversation, load_engines, run_conversation
-from .storage import TurnStore
+from ..profile import Profile
 
 DEMO_PERSONA = Path(__file__).resolve().parents[2] / "assets" / "demo" / "persona.toml"
 
 
 def current_persona(settings) -> Persona:
     """The active profile's persona, else the demo persona (a dev checkout has no profile)."""
-    prof = settings.paths.current_profile / "persona.toml"
+    prof = Profile(settings.paths.current_profile).persona_toml
     return load_persona(prof if prof.is_file() else DEMO_PERSONA)
 
 
@@ -94,17 +96,17 @@ def listen(settings, args) -> int:
     speaker = RecordingSpeaker(settings.config.audio.output_rate, settings.config.audio.volume)
 
     def show(ev: object) -> None:
-        if isinstance(ev, TurnEvent):
-            if ev.kind == "transcript":
-                print(f"heard [{ev.data['language']}]: {ev.data['text']}")
-            elif ev.kind == "sentence":
-                print(f"  said: {ev.data['text']}")
-            elif ev.kind in ("no_reply", "barge_in"):
-                print(f"  ({ev.kind}: {ev.data.get('reason', '')})".replace(": )", ")"))
-            elif ev.kind == "turn_done":
-                mt = ev.data["metrics"]
-                if mt.outcome == "replied":
-                    print(f"  (time to first audio {mt.ttfa_s:.2f} s)")
+        match ev:
+            case Transcribed(text=text, language=language):
+                print(f"heard [{language}]: {text}")
+            case SentenceReady(text=text):
+                print(f"  said: {text}")
+            case NoReply(reason=reason):
+                print(f"  (no_reply: {reason})")
+            case BargeIn():
+                print("  (barge_in)")
+            case TurnDone(metrics=mt) if mt.outcome == "replied":
+                print(f"  (time to first audio {mt.ttfa_s:.2f} s)")
 
     asyncio.run(run_conversation(settings, mic, speaker, persona, on_event=show))
     if args.out:

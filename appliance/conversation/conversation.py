@@ -1,0 +1,342 @@
+"""The conversation: one asyncio loop owns the flow from microphone to speaker.
+
+::
+
+    mic frames ─► Listener (.listener: echo guard, VAD, wake word, barge-in) ─► utterance
+    utterance ─► Turns (.turn: STT ─► LLM ─► sentences ─► safety ─► TTS) ─► speaker
+    Session (.session: persona, history, visitor gone, wake gate) — who talks to whom
+
+The speaker's played-samples clock is the master clock. Events (``messages.TurnEvent``: a closed
+set of frozen types) and screen updates (``messages.ScreenModel``) go to ``on_event`` on the loop
+thread, and to ``subscribe()``'s queues; the kiosk app draws the face and captions from them.
+
+``hold()`` / ``release()`` pause listening (a USB stick is being set up); ``switch_persona()``
+changes who the kiosk is without reloading a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from .. import logs
+from ..audio.echo import EchoGuard
+from ..audio.mic import Mic
+from ..audio.speaker import Speaker
+from ..audio.vad import VadEvent, level
+from ..engines.factory import Engines
+from ..lang import guess_language
+from ..messages import (
+    MIC_RATE,
+    BargeIn,
+    KioskState,
+    NoReply,
+    ReplySentence,
+    ScreenModel,
+    TurnEvent,
+    TurnMetrics,
+    Utterance,
+    UtteranceCut,
+    VisitorGone,
+)
+from ..persona import Persona
+from .listener import Listener, ListenerHooks
+from .pacing import Ticker, VirtualPacing
+from .session import Session
+from .storage import TurnStore
+from .turn import Turns
+from .workers import Workers
+
+log = logging.getLogger("appliance.conversation")
+EVENTS_KEPT = 2000
+EventSink = Callable[[object], None]
+
+
+class Conversation:
+    def __init__(self, settings, persona: Persona, engines: Engines, mic: Mic | None, speaker: Speaker, *,
+                 on_event: EventSink | None = None, store: TurnStore | None = None,
+                 echo_guard: EchoGuard | None = None) -> None:
+        self.cfg = settings.config
+        self.engines = engines
+        self.mic = mic
+        self.speaker = speaker
+        self.on_event = on_event
+        self.session = Session(self.cfg, persona)
+        self.workers = Workers(wake=engines.wake is not None)
+        self.turns = Turns(self.cfg, settings.paths, self.session, engines, speaker, self.workers, self, store)
+        self.listener = Listener(self.cfg, speaker, engines, self.workers, ListenerHooks(
+            emit=self.emit, replying=lambda: self.turn_active, utterance=self._utterance, barge_in=self._barge_in,
+            wake_word=lambda t: self.session.gate.on_wake_word(t), nudge=self.nudge), echo_guard)
+        self.screen = ScreenModel(state=KioskState.IDLE)
+        self.events: deque[TurnEvent] = deque(maxlen=EVENTS_KEPT)  # recent only: the kiosk runs for weeks
+        self._subscribers: list[asyncio.Queue] = []
+        self.ticker = Ticker()
+        self.stopped = False
+        self._held = False  # a stick is being set up: frames keep the clock, nobody is listened to
+        self._turn_task: asyncio.Task | None = None
+        self._t_audio = 0.0
+        self._level_frames = 0
+        self._mic_gen = 0
+        self._ids = itertools.count(1)
+        self.use_names()
+
+    # ------------------------------------------------------------------ what others read
+    @property
+    def persona(self) -> Persona:
+        return self.session.persona
+
+    @property
+    def languages(self) -> list[str]:
+        return self.session.languages
+
+    @property
+    def metrics(self) -> deque[TurnMetrics]:
+        return self.turns.metrics
+
+    @property
+    def turn_active(self) -> bool:
+        return self._turn_task is not None and not self._turn_task.done()
+
+    def subscribe(self, maxsize: int = 256) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
+        self._subscribers.append(q)
+        return q
+
+    # ------------------------------------------------------------------ TurnHost (for .turn)
+    def emit(self, item: TurnEvent | ScreenModel) -> None:
+        if not isinstance(item, ScreenModel):
+            self.events.append(item)
+        if self.on_event is not None:
+            try:
+                self.on_event(item)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop the kiosk
+                log.exception("event listener failed")
+        for q in self._subscribers:
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(item)
+
+    def set_screen(self, **changes) -> None:
+        new = replace(self.screen, **changes)
+        if new != self.screen:
+            self.screen = new
+            self.emit(new)
+
+    def saying(self) -> str:
+        return self.screen.saying
+
+    def audio_now(self) -> float:
+        return self._t_audio
+
+    def nudge(self) -> None:
+        self.ticker.tick()
+
+    async def until_played(self) -> None:
+        # Frames tick; the timeout covers a device speaker while the microphone is gone.
+        while self.speaker.busy and not self.stopped:
+            await self.ticker.next(timeout=0.05)
+
+    def must_hold(self) -> bool:
+        """Virtual time (:mod:`.pacing`): hold the recording while the kiosk decides on a barge-in,
+        or computes with less than a frame of reply queued — the next frame would play a gap that a
+        faster machine would not have."""
+        if self.listener.checks:
+            return True
+        if not self.turn_active or not self.turns.producing:
+            return False
+        return self.speaker.queued_seconds < self.cfg.audio.frame_ms / 1000 + 1e-6
+
+    # ------------------------------------------------------------------ life
+    def use_names(self) -> None:
+        """The gate listens for the persona's names: help STT hear them."""
+        if hasattr(self.engines.stt, "set_names"):
+            self.engines.stt.set_names(self.persona.all_names)
+
+    async def prepare(self) -> None:
+        """Warm what every turn needs: the LLM's persona prefix and the cached fixed phrases."""
+        engines, workers, session = self.engines, self.workers, self.session
+        if engines.llm is not None and hasattr(engines.llm, "warm"):
+            await workers.llm.call(engines.llm.warm, session.prefix)
+        if engines.stt is not None and hasattr(engines.stt, "warm") and not getattr(engines.stt, "_warmed", False):
+            await workers.stt.call(engines.stt.warm)
+            engines.stt._warmed = True
+        if engines.tts is not None:
+            phrases = self.turns.phrases
+            for lang in session.languages:
+                await workers.tts.call(phrases.get, engines.tts, session.greeting(lang), lang)
+                if not session.can_answer(lang):
+                    await workers.tts.call(phrases.get, engines.tts, session.fixed_reply(lang), lang)
+
+    async def run(self, stop_after_audio_s: float | None = None) -> None:
+        """Listen and answer until stopped, the recording is done, or ``stop_after_audio_s`` passed."""
+        assert self.mic is not None
+        await self.prepare()
+        if getattr(self.mic, "virtual", False):
+            self.mic.pace = VirtualPacing(self)
+        cut_short = False
+        try:
+            async for chunk in self.mic.frames():
+                if self.stopped:
+                    cut_short = True
+                    break
+                self._frame(chunk.samples, chunk.t)
+                if stop_after_audio_s is not None and self._t_audio >= stop_after_audio_s:
+                    cut_short = True
+                    break
+                if getattr(self.mic, "finished", False) and not self.turn_active and not self.speaker.busy \
+                        and not self.listener.in_speech:
+                    break
+            if self.turn_active and cut_short:
+                # Stopped (SIGTERM, --exit-after): abandon the turn cleanly. Waiting for it would hang
+                # with a recording speaker, whose clock only moves with the microphone frames.
+                self.speaker.flush()
+                await self._abandon_turn()
+            elif self.turn_active:
+                await asyncio.wait({self._turn_task})
+        finally:
+            self.mic.stop()
+            self.close()
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.mic is not None:
+            self.mic.stop()
+        self.nudge()
+
+    def close(self) -> None:
+        self.workers.close()
+
+    async def _abandon_turn(self) -> None:
+        if self.turns.cancel is not None:
+            self.turns.cancel.set()
+        if self.turn_active:
+            self._turn_task.cancel()
+            await asyncio.wait({self._turn_task})
+
+    # ------------------------------------------------------------------ a stick, a new persona
+    async def hold(self) -> float:
+        """Stop listening (a stick is being set up): whatever is being said is cut cleanly (speaker
+        flushed, generation cancelled, the turn awaited); microphone frames keep moving the clock
+        but start no turn until :meth:`release`. Returns the speaker time the kiosk fell silent."""
+        self._held = True
+        self.listener.drop_pending()
+        stopped_at = self.speaker.flush()
+        await self._abandon_turn()
+        self.listener.reset()
+        return stopped_at
+
+    def release(self) -> None:
+        """Listen again, as to a new visitor."""
+        self.listener.reset()
+        self.session.forget()
+        self._held = False
+        self.set_screen(state=KioskState.IDLE, heard="", saying="")
+
+    async def switch_persona(self, persona: Persona) -> None:
+        """Answer as ``persona`` from now on (a new profile went live): its prompt, names, languages
+        and greetings. The engines stay loaded; the caller gives the TTS the new voice."""
+        self.session.use(persona)
+        self.use_names()
+        await self.prepare()
+
+    # ------------------------------------------------------------------ frames
+    def _frame(self, frame: np.ndarray, t: float) -> None:
+        # A recording speaker's clock runs on microphone audio time (device speakers ignore this).
+        self.speaker.advance(len(frame) / MIC_RATE)
+        if self.mic is not None and self.mic.generation != self._mic_gen:
+            self._mic_gen = self.mic.generation  # a reconnected device: audio before it is unrelated
+            self.listener.reset()
+        self._t_audio = t + len(frame) / MIC_RATE
+        echo = self.listener.echo(frame)
+        self.nudge()
+        if self._held:
+            return
+        self._level_frames += 1
+        if self._level_frames * len(frame) >= MIC_RATE // 10:
+            self._level_frames = 0
+            self.set_screen(level=round(level(frame), 2))
+        if not self.turn_active and self.session.visitor_left(self._t_audio):
+            self.emit(VisitorGone())
+            self.set_screen(state=KioskState.IDLE, heard="", saying="")
+        self.listener.hear(frame, t, echo)
+
+    def _utterance(self, ev: VadEvent) -> None:
+        if not self.session.gate.accept_audio(ev.t):
+            self.emit(NoReply("", "no_wake_word"))
+            return
+        turn_id = f"{uuid.uuid4().hex[:8]}-{next(self._ids)}"
+        self.emit(UtteranceCut(turn_id, len(ev.samples) / MIC_RATE, ev.reason))
+        self.session.history.touch(ev.t)
+        self.turns.producing = True  # before the task first runs, or the virtual mic would run ahead
+        utt = Utterance(turn_id, ev.samples, ev.t_start, ev.t_speech_end, ev.t)
+        self._turn_task = asyncio.get_running_loop().create_task(self.turns.spoken(utt))
+        self._turn_task.add_done_callback(lambda _t: self.nudge())
+
+    def _barge_in(self, t: float, ducked_at: float | None) -> None:
+        """Real visitor speech while the kiosk thinks or speaks: stop everything, listen."""
+        stopped_at = self.speaker.flush()
+        if ducked_at is not None:
+            stopped_at = ducked_at  # the kiosk fell silent when the speaker was ducked
+        if self.turns.cancel is not None:
+            self.turns.cancel.set()
+        if self._turn_task is not None:
+            self._turn_task.cancel()
+        self.emit(BargeIn(stopped_at, t))
+        log.info("barge-in", extra=logs.fields(stage="barge_in"))
+
+    # ------------------------------------------------------------------ besides the microphone
+    async def typed_turn(self, text: str, language: str | None = None) -> tuple[str, TurnMetrics]:
+        """A turn from typed text (``avatar-kiosk ask``): the reply text and its metrics."""
+        language = language or guess_language(text, self.languages[0])
+        return await self.turns.typed(f"typed-{uuid.uuid4().hex[:8]}", text, language)
+
+    async def say(self, text: str, language: str) -> None:
+        """Speak a fixed text (the technician's ``avatar-kiosk say``), as a turn of its own."""
+        await self._say_fixed(f"say-{uuid.uuid4().hex[:8]}", text, language)
+
+    async def greet(self, language: str | None = None) -> None:
+        """Speak the persona's greeting (from the phrase cache)."""
+        language = language or self.languages[0]
+        await self._say_fixed("greeting", self.session.greeting(language), language)
+
+    async def _say_fixed(self, turn_id: str, text: str, language: str) -> None:
+        await self.turns.speak(ReplySentence(turn_id, 0, text, language, fixed=True))
+        # Queued, not yet heard: the screen says "speaking" until it has played, then goes back to
+        # waiting for a visitor (unless a visitor's turn took over meanwhile).
+        asyncio.get_running_loop().create_task(self._idle_after_playback())
+
+    async def _idle_after_playback(self) -> None:
+        await self.until_played()
+        if not self.turn_active and self.screen.state == KioskState.SPEAKING:
+            self.set_screen(state=KioskState.IDLE, saying="")
+
+
+async def run_conversation(settings, mic: Mic, speaker: Speaker, persona: Persona, *,
+                           on_event: EventSink | None = None, stop_after_audio_s: float | None = None,
+                           engines: Engines | None = None, store: TurnStore | None = None) -> list[TurnEvent]:
+    """Run the whole loop until the recording is done; returns every TurnEvent emitted.
+
+    ``engines`` defaults to the engine factory's (loads the models: seconds). The SQLite turn
+    journal at ``settings.paths.db_path`` is used unless ``store`` is given."""
+    from ..engines import factory
+
+    engines = engines or await asyncio.get_running_loop().run_in_executor(None, factory.load, settings)
+    own_store = store is None
+    store = store or TurnStore(settings.paths.db_path, settings.config.privacy)
+    speaker.start()
+    conv = Conversation(settings, persona, engines, mic, speaker, on_event=on_event, store=store)
+    try:
+        await conv.run(stop_after_audio_s=stop_after_audio_s)
+    finally:
+        speaker.stop()
+        if own_store:
+            store.close()
+    return list(conv.events)
+

@@ -1,0 +1,48 @@
+"""Virtual time, for a microphone that is a recording read as fast as possible (tests, ``listen``,
+``bench``): the recording waits while the kiosk computes with nothing to play, so audio-time results
+(where a reply starts, where a barge-in cut it) do not depend on the machine's speed.
+
+Wired from outside, and only for such a microphone (``mic.virtual``): a device microphone never
+waits, and production pays nothing for this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+
+class Ticker:
+    """Something moved (a frame, a chunk, a finished check): wakes whoever waits for progress."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def tick(self) -> None:
+        self._event.set()
+
+    async def next(self, timeout: float | None = None) -> None:
+        self._event.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+
+
+class Paced(Protocol):
+    """What pacing looks at in the conversation."""
+
+    ticker: Ticker
+    stopped: bool
+
+    def must_hold(self) -> bool: ...
+
+
+class VirtualPacing:
+    """The microphone's ``pace`` hook: before each frame, wait while the kiosk must hold."""
+
+    def __init__(self, conv: Paced) -> None:
+        self.conv = conv
+
+    async def __call__(self) -> None:
+        while self.conv.must_hold() and not self.conv.stopped:
+            await self.conv.ticker.next()

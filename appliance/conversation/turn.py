@@ -1,0 +1,295 @@
+"""One turn: STT → (name gate) → persona LLM, streaming → sentences → safety → TTS → speaker.
+
+Each stage runs in its engine's worker thread (:mod:`.workers`); sentences go to the voice the
+moment the chunker closes them, and each sentence's audio goes to the speaker chunk by chunk, so
+the first words sound while the LLM still writes the rest. Cancelling the turn's task (a barge-in)
+drops the queued sentences, and the generation's cancel event stops the LLM in its thread.
+
+Languages: a turn in a language the LLM cannot speak (``llm.languages``; SmolLM2-135M writes only
+English) is answered with a fixed, honest sentence in that language from the phrase cache
+(:func:`.session.fallback_reply`) — never with English the visitor may not understand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+
+from .. import logs
+from ..audio.phrases import PhraseCache
+from ..audio.speaker import Speaker
+from ..audio.wav import write_wav
+from ..config import Config
+from ..engines.factory import Engines
+from ..messages import (
+    MIC_RATE,
+    AudioQueued,
+    KioskState,
+    NoReply,
+    ReplySentence,
+    SentenceReady,
+    SpeechChunk,
+    Transcribed,
+    Transcript,
+    TurnDone,
+    TurnEvent,
+    TurnFailed,
+    TurnMetrics,
+    Utterance,
+)
+from ..paths import Paths
+from . import safety
+from .chunker import SentenceChunker
+from .session import Session
+from .storage import TurnRecord, TurnStore
+from .workers import Workers
+
+log = logging.getLogger("appliance.conversation")
+METRICS_KEPT = 2000  # recent turns only: a kiosk runs for weeks (the journal and SQLite keep the record)
+
+
+class TurnHost(Protocol):
+    """What a turn needs from the conversation it runs in."""
+
+    def emit(self, event: TurnEvent) -> None: ...
+    def set_screen(self, **changes) -> None: ...
+    def saying(self) -> str: ...
+    def audio_now(self) -> float: ...
+    def nudge(self) -> None: ...
+    async def until_played(self) -> None: ...
+
+
+class TurnClock:
+    """The turn's figures as its stages report them, each taken at its first occurrence."""
+
+    def __init__(self, turn_id: str, eos_s: float = 0.0) -> None:
+        self.turn_id = turn_id
+        self.t0 = time.monotonic()
+        self.eos_s = eos_s
+        self.speech_end = self.t0 - eos_s  # on the wall clock: when the visitor stopped speaking
+        self.figures: dict[str, float] = {}
+        self._llm_t0 = self.t0
+
+    def first(self, name: str, since: float) -> None:
+        self.figures.setdefault(name, time.monotonic() - since)
+
+    def stt_done(self) -> None:
+        self.first("stt_s", self.t0)
+
+    def llm_started(self) -> None:
+        self._llm_t0 = time.monotonic()
+
+    def token(self) -> None:
+        self.first("llm_first_token_s", self._llm_t0)
+
+    def sentence(self) -> None:
+        self.first("llm_first_sentence_s", self._llm_t0)
+
+    def no_llm(self) -> None:
+        self.figures.setdefault("llm_first_token_s", 0.0)
+        self.figures.setdefault("llm_first_sentence_s", 0.0)
+
+    def audio(self, tts_t0: float) -> bool:
+        """Reply audio reached the speaker; True the first time (the kiosk starts speaking)."""
+        self.first("tts_first_chunk_s", tts_t0)
+        first = "ttfa_s" not in self.figures
+        self.first("ttfa_s", self.speech_end)
+        return first
+
+    def metrics(self, language: str, outcome: str, reply_chars: int) -> TurnMetrics:
+        return TurnMetrics(self.turn_id, language, outcome, eos_s=self.eos_s, reply_chars=reply_chars,
+                           **self.figures)
+
+
+class Turns:
+    """Runs the kiosk's turns; keeps their metrics; the current generation's cancel event."""
+
+    def __init__(self, cfg: Config, paths: Paths, session: Session, engines: Engines, speaker: Speaker,
+                 workers: Workers, host: TurnHost, store: TurnStore | None) -> None:
+        self.cfg = cfg
+        self.paths = paths
+        self.session = session
+        self.engines = engines
+        self.speaker = speaker
+        self.workers = workers
+        self.host = host
+        self.store = store
+        self.phrases = PhraseCache(paths.phrase_cache)
+        self.metrics: deque[TurnMetrics] = deque(maxlen=METRICS_KEPT)
+        self.cancel: threading.Event | None = None  # set: the LLM stops generating
+        self.producing = False                      # the turn may still queue reply audio
+
+    # ------------------------------------------------------------------ a spoken turn
+    async def spoken(self, utt: Utterance) -> None:
+        session, host = self.session, self.host
+        clock = TurnClock(utt.turn_id, max(utt.t_detected - utt.t_speech_end, 0.0))
+        rec = TurnRecord(utt.turn_id)
+        host.set_screen(state=KioskState.THINKING, saying="")
+        self.producing = True
+        try:
+            heard: Transcript = await self.workers.stt.call(self._transcribe, utt)
+            clock.stt_done()
+            rec.language = heard.language
+            if not heard.text:
+                return self._no_reply(rec, clock, "nothing_heard")
+            if heard.confidence < self.cfg.stt.min_confidence:
+                return self._no_reply(rec, clock, "low_confidence")
+            if not session.gate.accept_text(heard.text, utt.t_detected):
+                return self._no_reply(rec, clock, "not_addressed")
+            rec.heard = heard.text
+            session.history.language = heard.language
+            host.emit(Transcribed(utt.turn_id, heard.text, heard.language))
+            host.set_screen(heard=heard.text)
+            reply = await self._respond(utt.turn_id, heard.text, heard.language, clock)
+            self.producing = False
+            host.nudge()
+            rec.reply = reply
+            session.history.add_turn(heard.text, reply, host.audio_now())
+            await host.until_played()  # the turn ends when its audio has played
+            session.gate.turn_finished(host.audio_now())
+            self._finish(rec, clock, "replied", reply)
+        except asyncio.CancelledError:
+            self._finish(rec, clock, "barge_in", rec.reply)
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad turn must not end the kiosk
+            log.exception("turn failed", extra=logs.fields(turn_id=utt.turn_id, code=type(e).__name__))
+            host.emit(TurnFailed(utt.turn_id, type(e).__name__))
+            self._finish(rec, clock, "error", "")
+        finally:
+            self.cancel = None
+            self.producing = False
+            host.set_screen(state=KioskState.LISTENING)
+        return None
+
+    def _transcribe(self, utt: Utterance) -> Transcript:  # STT worker thread
+        if self.cfg.privacy.debug_capture:  # raw visitor audio: only when a technician asked for it
+            write_wav(self.paths.cache_dir / "debug-capture" / f"{utt.turn_id}.wav", utt.samples, MIC_RATE)
+        silero = self.engines.silero
+        if silero is not None and silero.speech_probability(utt.samples) < self.cfg.vad.silero_threshold:
+            return Transcript(utt.turn_id, "", "", -10.0)
+        text, language, confidence, p = self.engines.stt.transcribe(utt.samples, self.session.languages,
+                                                                     self.session.history.language)
+        return Transcript(utt.turn_id, text, language, confidence, p)
+
+    def _no_reply(self, rec: TurnRecord, clock: TurnClock, reason: str) -> None:
+        self.host.emit(NoReply(rec.turn_id, reason))
+        self._finish(rec, clock, "no_reply", "")
+
+    def _finish(self, rec: TurnRecord, clock: TurnClock, outcome: str, reply: str) -> None:
+        metrics = clock.metrics(rec.language, outcome, len(reply or ""))
+        self.metrics.append(metrics)
+        rec.outcome = outcome
+        rec.reply_chars = metrics.reply_chars
+        rec.eos_ms, rec.stt_ms = metrics.eos_s * 1000, metrics.stt_s * 1000
+        rec.llm_first_token_ms = metrics.llm_first_token_s * 1000
+        rec.llm_first_sentence_ms = metrics.llm_first_sentence_s * 1000
+        rec.tts_first_chunk_ms = metrics.tts_first_chunk_s * 1000
+        rec.ttfa_ms = metrics.ttfa_s * 1000
+        if self.store is not None:
+            try:
+                self.store.add(rec)
+            except Exception:  # noqa: BLE001 - a full disk must not stop the conversation
+                log.exception("could not store the turn")
+        log.info("turn %s", outcome, extra=logs.fields(logs.TURN_DONE, turn_id=rec.turn_id, stage="turn",
+                                                        latency_ms=round(metrics.ttfa_s * 1000)))
+        self.host.emit(TurnDone(rec.turn_id, outcome, metrics))
+
+    # ------------------------------------------------------------------ the reply
+    async def _respond(self, turn_id: str, text: str, language: str, clock: TurnClock) -> str:
+        """LLM -> chunker -> safety -> TTS -> speaker, sentence by sentence. Returns the spoken reply."""
+        sentences: asyncio.Queue[ReplySentence | None] = asyncio.Queue(maxsize=8)
+        spoken: list[str] = []
+
+        async def speak_all() -> None:
+            while (sentence := await sentences.get()) is not None:
+                await self.speak(sentence, clock)
+                spoken.append(sentence.text)
+
+        voice = asyncio.get_running_loop().create_task(speak_all())
+        try:
+            clock.llm_started()
+            if not self.session.can_answer(language) or self.engines.llm is None:
+                clock.no_llm()
+                await sentences.put(ReplySentence(turn_id, 0, self.session.fixed_reply(language), language,
+                                                  fixed=True))
+            else:
+                await self._generate(turn_id, text, language, sentences, clock)
+            await sentences.put(None)
+            await voice
+        finally:
+            if not voice.done():
+                voice.cancel()
+        return " ".join(spoken)
+
+    async def _generate(self, turn_id: str, text: str, language: str,
+                        sentences: asyncio.Queue[ReplySentence | None], clock: TurnClock) -> None:
+        cancel = self.cancel = threading.Event()
+        # Bounded by construction: generation is capped at max_reply_tokens pieces.
+        pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
+        self.workers.llm.stream(self.engines.llm.generate, self.session.messages(text), cancel,
+                                on_item=pieces.put_nowait, on_done=pieces.put_nowait)
+        chunker = SentenceChunker()
+        index = 0
+        try:
+            while True:
+                piece = await pieces.get()
+                if isinstance(piece, BaseException):
+                    raise piece
+                if piece is None:  # the LLM is done
+                    closed, last = chunker.flush(), True
+                else:
+                    clock.token()
+                    closed, last = chunker.feed(piece), False
+                for s in closed:
+                    verdict = safety.check_sentence(s, language)
+                    if verdict.text:
+                        clock.sentence()
+                        await sentences.put(ReplySentence(turn_id, index, verdict.text, language))
+                        index += 1
+                    if verdict.stop:
+                        return
+                if last:
+                    return
+        finally:
+            cancel.set()  # whatever happened, the worker stops generating
+
+    async def speak(self, sentence: ReplySentence, clock: TurnClock | None = None) -> None:
+        """Synthesize one sentence in the TTS worker; queue its chunks on the speaker as they come."""
+        host, tts = self.host, self.engines.tts
+        host.emit(SentenceReady(sentence.turn_id, sentence.index, sentence.text))
+        host.set_screen(saying=(host.saying() + " " + sentence.text).strip())
+        t0 = time.monotonic()
+        chunks: asyncio.Queue[np.ndarray | BaseException | None] = asyncio.Queue(maxsize=64)
+        if sentence.fixed:  # fixed phrases come from the phrase cache (synthesized once)
+            self.workers.tts.stream(lambda: [self.phrases.get(tts, sentence.text, sentence.language)],
+                                    on_item=chunks.put_nowait, on_done=chunks.put_nowait)
+        else:
+            self.workers.tts.stream(tts.synthesize, sentence.text, sentence.language,
+                                    on_item=chunks.put_nowait, on_done=chunks.put_nowait)
+        while (item := await chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            audio = np.asarray(item, np.float32)
+            start_s = self.speaker.write(audio, tts.sample_rate)
+            if clock is None or clock.audio(t0):
+                host.set_screen(state=KioskState.SPEAKING)
+            host.emit(AudioQueued(SpeechChunk(sentence.turn_id, sentence.index, audio, tts.sample_rate,
+                                              text=sentence.text), start_s))
+            host.nudge()
+
+    # ------------------------------------------------------------------ besides the microphone
+    async def typed(self, turn_id: str, text: str, language: str) -> tuple[str, TurnMetrics]:
+        """A turn from typed text (``avatar-kiosk ask``): the reply text and its metrics."""
+        clock = TurnClock(turn_id)
+        clock.figures["stt_s"] = 0.0  # typed: nothing to transcribe
+        rec = TurnRecord(turn_id, language=language, heard=text)
+        reply = await self._respond(turn_id, text, language, clock)
+        rec.reply = reply
+        self._finish(rec, clock, "replied", reply)
+        return reply, self.metrics[-1]

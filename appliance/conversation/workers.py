@@ -1,0 +1,61 @@
+"""One engine, one thread: blocking inference off the event loop.
+
+A generator is consumed entirely in its worker (a lazy generator iterated on the loop would block
+the loop); each item and the end (or the error) are handed back with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+
+class EngineWorker:
+    def __init__(self, name: str) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def submit(self, fn, *args):
+        """Run ``fn(*args)`` in the worker; an asyncio future for its result."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def stream(self, gen_fn, *args, on_item: Callable, on_done: Callable[[BaseException | None], None]) -> None:
+        """Run ``gen_fn(*args)`` in the worker; hand items and the end (or error) to the loop."""
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            try:
+                for item in gen_fn(*args):
+                    loop.call_soon_threadsafe(on_item, item)
+            except Exception as e:  # noqa: BLE001 - reported to the loop, which decides
+                loop.call_soon_threadsafe(on_done, e)
+                return
+            loop.call_soon_threadsafe(on_done, None)
+
+        self.pool.submit(run)
+
+    async def drain(self, gen_fn, *args) -> list:
+        """Everything ``gen_fn(*args)`` yields, computed in the worker."""
+        return await self.call(lambda: list(gen_fn(*args)))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Workers:
+    """The conversation's worker threads, one per engine (and one for the VAD's second opinion)."""
+
+    def __init__(self, wake: bool) -> None:
+        self.stt = EngineWorker("stt")
+        self.llm = EngineWorker("llm")
+        self.tts = EngineWorker("tts")
+        self.vad = EngineWorker("vad")
+        self.wake = EngineWorker("wake") if wake else None
+
+    def close(self) -> None:
+        for w in (self.stt, self.llm, self.tts, self.vad, self.wake):
+            if w is not None:
+                w.close()
