@@ -146,10 +146,10 @@ def run_demo(settings: Settings, args) -> int:
     prints what was said, and the figures."""
     import asyncio
 
+    from .app.commands import transcript_line
     from .app.kiosk import KioskApp
     from .app.run import devices, has_display
     from .audio.wav import read_mono_16k, write_wav
-    from .messages import BargeIn, NoReply, SentenceReady, Transcribed, TurnDone
 
     headless = not has_display()
     visitor = args.visitor or make_visitor(settings, settings.paths.cache_dir / "demo-visitor.wav")
@@ -175,17 +175,9 @@ def run_demo(settings: Settings, args) -> int:
     asyncio.run(main())
     name = app.profile.persona.name
     for ev in app.events:
-        match ev:
-            case Transcribed(text=text, language=language):
-                print(f"  visitor ({language}): {text}")
-            case SentenceReady(text=text):
-                print(f"  {name}: {text}")
-            case NoReply(reason=reason):
-                print(f"  (no reply: {reason})")
-            case BargeIn():
-                print("  (the visitor spoke over the kiosk: playback stopped)")
-            case TurnDone(metrics=m) if m.ttfa_s and m.outcome != "no_reply":
-                print(f"    time to first audio after the visitor stopped: {m.ttfa_s:.2f} s")
+        line = transcript_line(ev, name)
+        if line:
+            print(line)
     out_wav = settings.paths.cache_dir / "demo-kiosk-audio.wav"
     write_wav(out_wav, speaker.recording(), speaker.rate)
     ms = sorted(app.frame_ms) or [0.0]

@@ -38,7 +38,7 @@ def test_listen_runs_the_whole_loop_on_a_recording(home, tmp_path, capsys, model
     out = tmp_path / "kiosk.wav"
     assert cli.main(["listen", "--wav", str(wav), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "heard [en]: What is your name?" in printed and "said:" in printed
+    assert "visitor [en]: What is your name?" in printed and "  Anna: " in printed
     said = read_mono_16k(out)
     assert np.abs(said).max() > 3000
 

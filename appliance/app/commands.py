@@ -90,23 +90,31 @@ def say(settings, args) -> int:
     return 0
 
 
+def transcript_line(ev: object, name: str) -> str | None:
+    """One line of what happened in a turn, for a person reading along (``listen``, the demo)."""
+    match ev:
+        case Transcribed(text=text, language=language):
+            return f"  visitor [{language}]: {text}"
+        case SentenceReady(text=text):
+            return f"  {name}: {text}"
+        case NoReply(reason=reason):
+            return f"  (no reply: {reason})"
+        case BargeIn():
+            return "  (the visitor spoke over the kiosk: playback stopped)"
+        case TurnDone(metrics=m) if m.outcome == "replied":
+            return f"    time to first audio after the visitor stopped: {m.ttfa_s:.2f} s"
+    return None
+
+
 def listen(settings, args) -> int:
     persona = current_persona(settings)
     mic = WavFileMic(args.wav, frame_ms=settings.config.audio.frame_ms, realtime=args.realtime)
     speaker = RecordingSpeaker(settings.config.audio.output_rate, settings.config.audio.volume)
 
     def show(ev: object) -> None:
-        match ev:
-            case Transcribed(text=text, language=language):
-                print(f"heard [{language}]: {text}")
-            case SentenceReady(text=text):
-                print(f"  said: {text}")
-            case NoReply(reason=reason):
-                print(f"  (no_reply: {reason})")
-            case BargeIn():
-                print("  (barge_in)")
-            case TurnDone(metrics=mt) if mt.outcome == "replied":
-                print(f"  (time to first audio {mt.ttfa_s:.2f} s)")
+        line = transcript_line(ev, persona.name)
+        if line:
+            print(line)
 
     asyncio.run(run_conversation(settings, mic, speaker, persona, on_event=show))
     if args.out:
