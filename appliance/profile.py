@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PHOTO_NAMES = ("photo.jpg", "photo.jpeg", "photo.png")
+PROFILE_JSON = "profile.json"         # id, name, created, previous profile, every file's size and sha256
+REPORT = "provision-report.txt"       # what the installer saw
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,11 @@ class Profile:
     # --- the record
     @property
     def profile_json(self) -> Path:
-        return self.folder / "profile.json"
+        return self.folder / PROFILE_JSON
 
     @property
     def report(self) -> Path:
-        return self.folder / "provision-report.txt"
+        return self.folder / REPORT
 
     @property
     def face_photo(self) -> Path | None:

@@ -35,16 +35,15 @@ from pathlib import Path
 from appliance import logs
 from appliance.models import sha256_file
 from appliance.paths import Paths
+from appliance.profile import PROFILE_JSON, REPORT  # noqa: F401 - the pipeline and tests name them here
 
 from .durable import LOCK, fsync_dir, fsync_tree, provision_lock, write_atomic  # noqa: F401 - pipeline uses them here
 
 log = logging.getLogger("avatar-kiosk.profiles")
 
-PROFILE_JSON = "profile.json"
 TRYING = "TRYING"
 FAILED = "FAILED"
 REPLACED = "REPLACED"
-REPORT = "provision-report.txt"
 MAX_TRIAL_STARTS = 3  # starts a trying profile gets before the kiosk rolls back by itself
 KEEP_PROFILES = 4     # profiles kept on disk (the active one and its rollback target always among them)
 

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from appliance.profile import PHOTO_NAMES
+
 from . import bundle
 from .errors import ProvisionError
 
-PHOTO_NAMES = ("photo.jpg", "photo.jpeg", "photo.png")
 MAX_MANIFEST_BYTES = 2 << 20
 _MODEL_PATH = re.compile(r"^models/[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VOICE_PATH = re.compile(r"^voice/[^/]+\.(wav|WAV)$")

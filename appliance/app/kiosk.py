@@ -29,6 +29,7 @@ import numpy as np
 from ..audio.mic import Mic
 from ..audio.resample import resample
 from ..audio.speaker import Speaker
+from ..engines import factory
 from ..lang import guess_language
 from ..messages import AudioQueued, BargeIn, KioskState, ScreenModel, TurnEvent
 from ..paths import Settings
@@ -105,7 +106,6 @@ class KioskApp:
         """Load the face and the engines, open the screen, greet, listen."""
         from ..conversation.conversation import Conversation
         from ..conversation.storage import TurnStore
-        from ..engines import factory
         from ..face.mouth import MouthTracker
         from ..screen.renderer import Renderer
 
@@ -260,8 +260,6 @@ class KioskApp:
 
     def _face(self, photo: Path):
         """The face engine for ``photo``, as configured after fallbacks (blocking: a worker thread)."""
-        from ..engines import factory
-
         return factory.face(Settings(self.engines.config, self.settings.paths), photo)
 
     def _use_face(self, animator) -> None:

@@ -32,6 +32,7 @@ from ..audio.mic import Mic
 from ..audio.speaker import Speaker
 from ..audio.vad import VadEvent, level
 from ..engines.factory import Engines
+from ..engines.factory import load as load_engines
 from ..lang import guess_language
 from ..messages import (
     MIC_RATE,
@@ -325,9 +326,7 @@ async def run_conversation(settings, mic: Mic, speaker: Speaker, persona: Person
 
     ``engines`` defaults to the engine factory's (loads the models: seconds). The SQLite turn
     journal at ``settings.paths.db_path`` is used unless ``store`` is given."""
-    from ..engines import factory
-
-    engines = engines or await asyncio.get_running_loop().run_in_executor(None, factory.load, settings)
+    engines = engines or await asyncio.get_running_loop().run_in_executor(None, load_engines, settings)
     own_store = store is None
     store = store or TurnStore(settings.paths.db_path, settings.config.privacy)
     speaker.start()
