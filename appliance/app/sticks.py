@@ -22,13 +22,12 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .. import logs
 from ..messages import KioskState, ScreenModel
-
-if TYPE_CHECKING:
-    from .kiosk import KioskApp
+from ..paths import Settings
+from .profile import ProfileFiles
 
 log = logging.getLogger("avatar-kiosk.app")
 
@@ -54,8 +53,24 @@ class StickOutcome:
     greeting_at_s: float | None = None    # where that greeting starts on the speaker's clock
 
 
+class StickHost(Protocol):
+    """What the stick flow needs from the kiosk app (:class:`.kiosk.KioskApp`)."""
+
+    settings: Settings
+    conv: Any
+    engines: Any
+    speaker: Any
+    profile: ProfileFiles
+    overlay: ScreenModel | None
+    notice: str
+
+    async def hush(self) -> None: ...
+    async def use_profile(self, profile: ProfileFiles) -> None: ...
+    async def restore_voice(self) -> None: ...
+
+
 class StickProvisioner:
-    def __init__(self, app: KioskApp) -> None:
+    def __init__(self, app: StickHost) -> None:
         self.app = app
         self.current: Path | None = None
         self.last: StickOutcome | None = None
