@@ -40,6 +40,7 @@ log = logging.getLogger("avatar-kiosk.app")
 
 HINT = "Say hello! · Скажите «привет»!"
 
+
 class KioskApp:
     """The real kiosk. ``mic``/``speaker`` are the caller's: PortAudio devices on the box, a WAV
     visitor and a recording speaker in the demo and the tests.

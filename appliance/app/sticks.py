@@ -24,10 +24,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from provisioning import derive, profiles
+from provisioning.pipeline import STEPS, provision
+
 from .. import logs
 from ..messages import KioskState, ScreenModel
 from ..paths import Settings
-from .profile import ProfileFiles
+from .profile import ProfileFiles, active_profile
 
 log = logging.getLogger("avatar-kiosk.app")
 
@@ -97,9 +100,6 @@ class StickProvisioner:
             log.warning("USB stick at %s before the kiosk finished loading: plug it in again", path,
                         extra=logs.fields(device=path.name, code="usb_too_early"))
             return
-        from provisioning import derive
-        from provisioning.pipeline import STEPS, provision
-
         loop = asyncio.get_running_loop()
         t_seen = loop.time()
         self.current = path
@@ -161,9 +161,6 @@ class StickProvisioner:
                                   detail=detail)
 
     async def _went_live(self, result) -> None:
-
-        from .profile import active_profile
-
         app = self.app
         app.overlay = ScreenModel(state=KioskState.PROVISIONING, message=result.message, progress=1.0,
                                   step="Ready · Готово")
@@ -175,8 +172,6 @@ class StickProvisioner:
 
     async def _greet(self) -> None:
         """The new persona greets in its own voice; having spoken, its trial is over."""
-        from provisioning import profiles
-
         app = self.app
         await app.conv.greet(app.profile.persona.languages[0])
         try:

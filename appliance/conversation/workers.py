@@ -37,10 +37,6 @@ class EngineWorker:
 
         self.pool.submit(run)
 
-    async def drain(self, gen_fn, *args) -> list:
-        """Everything ``gen_fn(*args)`` yields, computed in the worker."""
-        return await self.call(lambda: list(gen_fn(*args)))
-
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
