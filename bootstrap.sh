@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-demo}"; shift || true
 
-# --- system packages: audio I/O build deps, Russian TTS, video/audio tools, fonts, test data
-APT_PACKAGES=(portaudio19-dev espeak-ng ffmpeg xvfb sox asterisk-core-sounds-ru-wav fonts-dejavu-core
-              libsndfile1 systemd)
+# --- system packages: audio I/O build deps, the Russian voice (RHVoice; espeak-ng the last fallback),
+# video/audio tools, fonts, test data
+APT_PACKAGES=(portaudio19-dev rhvoice rhvoice-russian espeak-ng ffmpeg xvfb sox asterisk-core-sounds-ru-wav
+              fonts-dejavu-core libsndfile1 systemd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "bootstrap: installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq
+  # RHVoice lives in Debian's non-free component (Ubuntu: universe/multiverse), which a fresh
+  # machine may not have enabled: enable it in a sources file of our own (systemd/apt-components.sh).
+  if ! apt-cache policy rhvoice-russian 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    $SUDO bash systemd/apt-components.sh && $SUDO apt-get update -qq
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

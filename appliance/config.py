@@ -104,7 +104,9 @@ class LlmConfig:
 class TtsConfig:
     engine: str = _f("piper-espeak", "Text-to-speech engine (a registry name).", choices=("piper-espeak", "xtts"))
     english_voice: str = _f("piper-joe", "Model id of the English piper voice.")
-    russian_voice: str = _f("ru", "espeak-ng voice for Russian.")
+    russian_voice: str = _f("irina", "Russian voice of the embedded TTS: an RHVoice voice (LGPL; Irina is the clearest) "
+                            "or espeak-ng (barely intelligible: the last fallback).",
+                            choices=("irina", "anna", "elena", "aleksandr", "espeak-ng"))
     voice_match: bool = _f(True, "Move the embedded voice toward the profile's samples (pitch, rate, timbre).")
     model: str = _f("xtts-v2", "Model id of the cloning TTS (production engine only).")
     device: str = _f("cpu", "cpu or cuda (production engine).", choices=("cpu", "cuda"))

@@ -145,8 +145,8 @@ gpu_check() {
 # -------------------------------------------------------------------------------------- packages
 PYTHON=python3
 packages() {
-  local pkgs=(python3-venv python3-dev build-essential cmake pkg-config portaudio19-dev libsndfile1 espeak-ng
-              ffmpeg fonts-dejavu-core alsa-utils kbd util-linux
+  local pkgs=(python3-venv python3-dev build-essential cmake pkg-config portaudio19-dev libsndfile1
+              rhvoice rhvoice-russian espeak-ng ffmpeg fonts-dejavu-core alsa-utils kbd util-linux
               cage xwayland pipewire pipewire-pulse wireplumber)
   case "$OS_VER" in
     22.04) pkgs+=(python3.11 python3.11-venv python3.11-dev pipewire-audio-client-libraries); PYTHON=python3.11 ;;
@@ -160,6 +160,11 @@ packages() {
   done
   if [ ${#missing[@]} -eq 0 ]; then say "system packages: all present"; return; fi
   sys apt-get update
+  # RHVoice (the Russian voice) is in universe/multiverse on Ubuntu, non-free on Debian
+  if [ -n "$ROOT" ] || ! apt-cache policy rhvoice-russian 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    sys bash "$SRC/systemd/apt-components.sh"
+    sys apt-get update
+  fi
   sys env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   if [ "$OS_VER" = 22.04 ] && [ ! -e "$ROOT/etc/alsa/conf.d/99-pipewire-default.conf" ]; then
     # 22.04: ALSA's default device goes to PipeWire only with this snippet

@@ -168,3 +168,28 @@ def test_bad_options_are_refused(src, tmp_path):
     r = subprocess.run(["bash", str(src / "systemd/install.sh"), "--root", str(tmp_path), "--display", "x"],
                        capture_output=True, text=True)
     assert r.returncode == 2
+
+
+def test_apt_components_enables_the_russian_voice_in_a_file_of_its_own(src, tmp_path):
+    """RHVoice is in Debian's non-free and Ubuntu's universe/multiverse: the set-up writes its own
+    sources file for that, leaves every other file alone, and changes nothing the second time."""
+    script = src / "systemd" / "apt-components.sh"
+    for distro, codename, want in (("debian", "bookworm", "Components: non-free"),
+                                   ("ubuntu", "noble", "Components: universe multiverse")):
+        root = tmp_path / distro
+        (root / "etc" / "apt" / "sources.list.d").mkdir(parents=True)
+        (root / "etc" / "os-release").write_text(f"ID={distro}\nVERSION_CODENAME={codename}\n")
+        theirs = root / "etc" / "apt" / "sources.list.d" / "debian.sources"
+        theirs.write_text("Types: deb\nComponents: main\n")
+        first = subprocess.run(["bash", str(script), str(root)], capture_output=True, text=True, check=True)
+        ours = root / "etc" / "apt" / "sources.list.d" / "avatar-kiosk-components.sources"
+        text = ours.read_text()
+        assert want in text and f"Suites: {codename}" in text and "wrote" in first.stdout
+        assert theirs.read_text() == "Types: deb\nComponents: main\n"
+        again = subprocess.run(["bash", str(script), str(root)], capture_output=True, text=True, check=True)
+        assert again.stdout == "" and ours.read_text() == text
+    other = tmp_path / "fedora"
+    (other / "etc").mkdir(parents=True)
+    (other / "etc" / "os-release").write_text("ID=fedora\n")
+    r = subprocess.run(["bash", str(script), str(other)], capture_output=True, text=True)
+    assert r.returncode == 1 and "install rhvoice-russian by hand" in r.stderr
