@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 ASTERISK_RU = Path("/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU")
 PERSONA_FILE = REPO_ROOT / "assets" / "demo" / "persona.toml"
+KNOWLEDGE_FILE = PERSONA_FILE.with_name("knowledge.md")  # the demo persona's fact sheet, written by the project
 DEMO_VOICE_SECONDS = 180.0  # comfortably above provisioning's minimum, small enough to provision fast
 
 
@@ -66,6 +67,7 @@ def assemble_bundle(out: Path) -> Path:
         (src / "voice").mkdir(parents=True)
         Image.fromarray(skdata.astronaut()).save(src / "photo.png")
         shutil.copyfile(PERSONA_FILE, src / "persona.toml")
+        shutil.copyfile(KNOWLEDGE_FILE, src / "knowledge.md")
         for p in pick_voice_samples():
             shutil.copyfile(p, src / "voice" / p.name)
         built = Path(tmp) / "bundle"

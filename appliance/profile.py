@@ -31,6 +31,11 @@ class Profile:
         return next((p for p in (self.folder / n for n in PHOTO_NAMES) if p.is_file()), None)
 
     @property
+    def knowledge(self) -> Path:
+        """The fact sheet (optional): what the persona knows, in Russian and/or English."""
+        return self.folder / "knowledge.md"
+
+    @property
     def voice_dir(self) -> Path:
         return self.folder / "voice"
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from appliance import logs
 from appliance import persona as persona_mod
+from appliance.knowledge import Knowledge, KnowledgeError, check, parse
+from appliance.lang import is_cyrillic
 from appliance.paths import Settings
 from appliance.profile import Profile
 
@@ -141,6 +143,13 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
                 rgb, pc = check_photo(vb.photo)
                 report.add(f"photo: {pc.width}×{pc.height} px, one face {pc.face.w} px wide")
             progress("validate", 0.4)
+            if vb.knowledge is not None:
+                try:
+                    sheet = Knowledge(parse(check(vb.knowledge.read_bytes())))
+                except KnowledgeError as e:
+                    raise ProvisionError("knowledge", str(e), step="validate") from None
+                languages = sorted({"ru" if is_cyrillic(p.text) else "en" for p in sheet.passages})
+                report.add(f"facts: knowledge.md, {len(sheet.passages)} passage(s) ({', '.join(languages)})")
             vc = voice_mod.check_voices(list(vb.voices), cfg.min_voice_s)
             report.add(f"voice: {len(vc.files)} recording(s), {sum(f.seconds for f in vc.files):.0f} s in all, "
                        f"{vc.usable_s:.0f} s of clean speech")
@@ -156,6 +165,8 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
             (prof / "voice").mkdir(parents=True)
             os.rename(vb.root / "persona.toml", prof / "persona.toml")
             os.rename(vb.photo, prof / vb.photo.name)
+            if vb.knowledge is not None:
+                os.rename(vb.knowledge, Profile(prof).knowledge)
             for v in vb.voices:
                 os.rename(v, prof / "voice" / v.name)
             notes += derive.run(settings, prof, rgb, pc, vc, persona, stick_models, lambda f: progress("derive", f))

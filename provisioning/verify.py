@@ -33,6 +33,7 @@ class VerifiedBundle:
     models: tuple[tuple[str, str, Path], ...]  # (model id, file name, staged path)
     signed: bool
     manifest_sha256: str
+    knowledge: Path | None = None  # the fact sheet, when the bundle has one
 
 
 def _bad(code: str, msg: str) -> ProvisionError:
@@ -53,7 +54,8 @@ def check_path(p: str) -> None:
 
 
 def layout_ok(p: str) -> bool:
-    return p == "persona.toml" or p in PHOTO_NAMES or bool(_VOICE_PATH.match(p)) or bool(_MODEL_PATH.match(p))
+    return p in ("persona.toml", "knowledge.md") or p in PHOTO_NAMES or bool(_VOICE_PATH.match(p)) \
+        or bool(_MODEL_PATH.match(p))
 
 
 def _sha256(path: Path, progress: Callable[[int], None] | None) -> str:
@@ -151,4 +153,5 @@ def verify(root: Path, trusted_keys: list[str], progress: Callable[[float], None
         progress(1.0)
     return VerifiedBundle(root=root, entries=tuple(listed.values()), photo=root / photos[0],
                           voices=tuple(root / v for v in voices), models=models, signed=signed,
-                          manifest_sha256=hashlib.sha256(data).hexdigest())
+                          manifest_sha256=hashlib.sha256(data).hexdigest(),
+                          knowledge=root / "knowledge.md" if "knowledge.md" in listed else None)

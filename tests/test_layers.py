@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Lowest first. A module may import its own group and anything on a lower layer.
 LAYERS = [
-    {"core"},                                    # messages, config, paths, logs, lang, persona, profile, models
+    {"core"},                                    # messages, config, paths, logs, lang, persona, profile, knowledge, models
     {"audio", "face", "screen", "voice"},        # devices and algorithms
     {"engines"},                                 # models behind one interface each, one factory
     {"conversation", "provisioning"},            # the turn; the USB step
@@ -21,7 +21,7 @@ LAYERS = [
 RANK = {group: i for i, layer in enumerate(LAYERS) for group in layer}
 # top-level modules of appliance/ and the group they belong to
 TOP = {"messages": "core", "config": "core", "paths": "core", "logs": "core", "lang": "core", "persona": "core",
-       "models": "core", "profile": "core", "demo": "app", "cli": "cli", "__main__": "cli", "config_cli": "cli", "models_cli": "cli"}
+       "models": "core", "profile": "core", "knowledge": "core", "demo": "app", "cli": "cli", "__main__": "cli", "config_cli": "cli", "models_cli": "cli"}
 
 
 def _modules() -> dict[str, Path]:

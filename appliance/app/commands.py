@@ -14,6 +14,7 @@ from ..audio.wav import write_wav
 from ..conversation.conversation import Conversation, run_conversation
 from ..conversation.storage import TurnStore
 from ..engines.factory import load as load_engines
+from ..knowledge import Knowledge
 from ..lang import guess_language
 from ..messages import BargeIn, NoReply, SentenceReady, Transcribed, TurnDone
 from ..persona import Persona
@@ -21,12 +22,19 @@ from ..persona import load as load_persona
 from ..profile import Profile
 
 DEMO_PERSONA = Path(__file__).resolve().parents[2] / "assets" / "demo" / "persona.toml"
+DEMO_KNOWLEDGE = DEMO_PERSONA.with_name("knowledge.md")
 
 
 def current_persona(settings) -> Persona:
     """The active profile's persona, else the demo persona (a dev checkout has no profile)."""
     prof = Profile(settings.paths.current_profile).persona_toml
     return load_persona(prof if prof.is_file() else DEMO_PERSONA)
+
+
+def current_knowledge(settings) -> Knowledge | None:
+    """The active profile's fact sheet; the demo persona's when there is no profile."""
+    current = Profile(settings.paths.current_profile)
+    return Knowledge.load(current.knowledge if current.persona_toml.is_file() else DEMO_KNOWLEDGE)
 
 
 def ask(settings, args) -> int:
@@ -36,7 +44,8 @@ def ask(settings, args) -> int:
 
     async def main() -> tuple[str, object]:
         store = TurnStore(settings.paths.db_path, settings.config.privacy)
-        conv = Conversation(settings, persona, engines, None, speaker, store=store)
+        conv = Conversation(settings, persona, engines, None, speaker, store=store,
+                            knowledge=current_knowledge(settings))
         try:
             await conv.prepare()
             return await conv.typed_turn(args.text, args.language)

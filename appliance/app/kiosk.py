@@ -30,6 +30,7 @@ from ..audio.mic import Mic
 from ..audio.resample import resample
 from ..audio.speaker import Speaker
 from ..engines import factory
+from ..knowledge import Knowledge
 from ..lang import guess_language
 from ..messages import AudioQueued, BargeIn, KioskState, ScreenModel, TurnEvent
 from ..paths import Settings
@@ -121,7 +122,8 @@ class KioskApp:
         self._use_face(await loop.run_in_executor(None, self._face, self.profile.photo))
         self.store = TurnStore(self.settings.paths.db_path, cfg.privacy)
         self.conv = Conversation(self.settings, self.profile.persona, self.engines, self.mic, self.speaker,
-                                 on_event=self.on_event, store=self.store)
+                                 on_event=self.on_event, store=self.store,
+                                 knowledge=Knowledge.load(self.profile.files.knowledge))
         self.screen = ScreenModel(state=KioskState.IDLE, hint=HINT)
         self._render = loop.create_task(self._render_loop())
         self._task = loop.create_task(self._run())
@@ -249,7 +251,7 @@ class KioskApp:
         tts = self.engines.tts
         if hasattr(tts, "use_profile"):
             await loop.run_in_executor(None, tts.use_profile, profile.folder)
-        await self.conv.switch_persona(profile.persona)
+        await self.conv.switch_persona(profile.persona, Knowledge.load(profile.files.knowledge))
         self.tracker.clear(self.speaker.played_samples)
         self._use_face(animator)
         self.profile = profile

@@ -33,6 +33,7 @@ from ..audio.speaker import Speaker
 from ..audio.vad import VadEvent, level
 from ..engines.factory import Engines
 from ..engines.factory import load as load_engines
+from ..knowledge import Knowledge
 from ..lang import guess_language
 from ..messages import (
     MIC_RATE,
@@ -63,13 +64,13 @@ EventSink = Callable[[object], None]
 class Conversation:
     def __init__(self, settings, persona: Persona, engines: Engines, mic: Mic | None, speaker: Speaker, *,
                  on_event: EventSink | None = None, store: TurnStore | None = None,
-                 echo_guard: EchoGuard | None = None) -> None:
+                 echo_guard: EchoGuard | None = None, knowledge: Knowledge | None = None) -> None:
         self.cfg = settings.config
         self.engines = engines
         self.mic = mic
         self.speaker = speaker
         self.on_event = on_event
-        self.session = Session(self.cfg, persona)
+        self.session = Session(self.cfg, persona, knowledge)
         self.workers = Workers(wake=engines.wake is not None)
         self.turns = Turns(self.cfg, settings.paths, self.session, engines, speaker, self.workers, self, store)
         self.listener = Listener(self.cfg, speaker, engines, self.workers, ListenerHooks(
@@ -240,10 +241,10 @@ class Conversation:
         self._held = False
         self.set_screen(state=KioskState.IDLE, heard="", saying="")
 
-    async def switch_persona(self, persona: Persona) -> None:
-        """Answer as ``persona`` from now on (a new profile went live): its prompt, names, languages
-        and greetings. The engines stay loaded; the caller gives the TTS the new voice."""
-        self.session.use(persona)
+    async def switch_persona(self, persona: Persona, knowledge: Knowledge | None = None) -> None:
+        """Answer as ``persona`` from now on (a new profile went live): its prompt, facts, names,
+        languages and greetings. The engines stay loaded; the caller gives the TTS the new voice."""
+        self.session.use(persona, knowledge)
         self.use_names()
         await self.prepare()
 

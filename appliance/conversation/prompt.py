@@ -43,3 +43,11 @@ def prefix(persona: Persona) -> list[ChatMessage]:
 def _lower_first(s: str) -> str:
     s = s.strip()
     return s[:1].lower() + s[1:] if s.startswith(("A ", "An ", "The ")) else s
+
+
+
+def with_facts(question: str, passages) -> str:
+    """The visitor's question with the fact sheet's passages for it (none: the question as asked)."""
+    if not passages:
+        return question
+    return f"{question}\nAnswer with these facts: " + " ".join(p.text for p in passages)

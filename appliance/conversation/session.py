@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from ..config import Config
 from ..engines.wake import WakeGate
+from ..knowledge import Knowledge
 from ..lang import is_cyrillic
 from ..messages import ChatMessage
 from ..persona import Persona
 from . import prompt
 from .history import History
+
+FACTS_PER_QUESTION = 2  # SmolLM2-135M: 1 or 2 facts in the question's turn, 6 of 12 answers used them; a system message, fewer
 
 
 def fallback_reply(persona: Persona, language: str) -> str:
@@ -22,16 +25,17 @@ def fallback_reply(persona: Persona, language: str) -> str:
 
 
 class Session:
-    def __init__(self, cfg: Config, persona: Persona) -> None:
+    def __init__(self, cfg: Config, persona: Persona, knowledge: Knowledge | None = None) -> None:
         self.cfg = cfg
         self.history = History(cfg.llm.history_turns, cfg.session.visitor_gone_s)
         self.llm_languages = set(cfg.llm.languages)
-        self.use(persona)
+        self.use(persona, knowledge)
 
-    def use(self, persona: Persona) -> None:
-        """Be ``persona`` from now on; the conversation so far is forgotten."""
+    def use(self, persona: Persona, knowledge: Knowledge | None = None) -> None:
+        """Be ``persona`` (knowing ``knowledge``) from now on; the conversation so far is forgotten."""
         cfg = self.cfg
         self.persona = persona
+        self.knowledge = knowledge
         self.languages = [lang for lang in persona.languages if lang in cfg.session.languages] or \
             list(cfg.session.languages)
         self.prefix = prompt.prefix(persona)
@@ -39,8 +43,11 @@ class Session:
         self.history.clear()
 
     def messages(self, text: str) -> list[ChatMessage]:
-        """The LLM's input for the visitor's ``text``: persona prefix, history, the question."""
-        return [*self.prefix, *self.history.messages, ChatMessage("user", text)]
+        """The LLM's input for the visitor's ``text``: persona prefix, history, the question with the
+        fact sheet's passages that bear on it. The facts ride in the question's own turn: after the
+        prefix, whose KV state the LLM keeps cached, and where a small model heeds them best."""
+        facts = self.knowledge.lookup(text, FACTS_PER_QUESTION) if self.knowledge is not None else []
+        return [*self.prefix, *self.history.messages, ChatMessage("user", prompt.with_facts(text, facts))]
 
     def can_answer(self, language: str) -> bool:
         """Whether the LLM speaks ``language``; otherwise the fixed :func:`fallback_reply`."""
