@@ -88,7 +88,7 @@ class SttConfig:
 @dataclass(frozen=True)
 class LlmConfig:
     engine: str = _f("llama-cpp", "Persona LLM engine (a registry name).", choices=("llama-cpp",))
-    model: str = _f("smollm2-135m", "Model id from models/manifest.toml.")
+    model: str = _f("qwen2.5-coder-1.5b-q4km", "Model id from models/manifest.toml.")
     n_ctx: int = _f(2048, "Context window in tokens.", lo=256, hi=32768)
     n_gpu_layers: int = _f(0, "Layers offloaded to the GPU (-1 = all).", lo=-1, hi=1000)
     threads: int = _f(2, "CPU threads for generation.", lo=1, hi=64)
@@ -96,8 +96,9 @@ class LlmConfig:
     temperature: float = _f(0.6, "Sampling temperature.", lo=0.0, hi=2.0)
     repeat_penalty: float = _f(1.3, "Repetition penalty (small models loop without one).", lo=1.0, hi=3.0)
     history_turns: int = _f(6, "Visitor turns kept in the conversation history.", lo=0, hi=50)
-    languages: list = _f(["en"], "Languages the model can answer in; a turn in another persona language gets a "
-                         "fixed, honest reply in that language (the embedded SmolLM2 speaks only English).")
+    languages: list = _f(["en", "ru"], "Languages the model can answer in; a turn in another persona language gets "
+                         "a fixed, honest reply in that language (set [\"en\"] for an English-only model "
+                         "such as SmolLM2-135M).")
 
 
 @dataclass(frozen=True)

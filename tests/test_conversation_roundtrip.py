@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import wave
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from kiosk_converse import converse
 from kiosk_helpers import RU_PROMPTS, real_engines, ru_prompt, silence, speech, stt, wer
 
+from appliance import config as config_mod
 from appliance.audio.resample import resample
 from appliance.audio.wav import read_mono_16k, to_int16
 from appliance.conversation.session import fallback_reply
@@ -19,6 +21,15 @@ from appliance.persona import Persona
 @pytest.fixture(scope="module")
 def engines(models_dir):
     return real_engines(models_dir)
+
+
+
+@pytest.fixture
+def settings(settings):
+    """These turns run SmolLM2-135M (kiosk_helpers' engines), which speaks only English: a Russian
+    turn gets the fixed, honest Russian reply — the path every English-only model takes."""
+    cfg = config_mod.replace(settings.config, "llm", model="smollm2-135m", languages=["en"])
+    return dataclasses.replace(settings, config=cfg)
 
 
 def test_english_round_trip_name_and_reply_audio(settings, engines, models_dir):

@@ -51,10 +51,10 @@ def test_russian_word_forms_meet():
 def test_the_facts_ride_in_the_question_and_the_cached_prefix_stays_the_same(settings, sheet):
     persona = load_persona(REPO / "assets" / "demo" / "persona.toml")
     plain, knowing = Session(settings.config, persona), Session(settings.config, persona, sheet)
-    asked = knowing.messages("Сколько стоит билет?")
-    assert asked[:len(knowing.prefix)] == plain.prefix  # the LLM's cached prefix is untouched
+    asked = knowing.messages("Сколько стоит билет?", "ru")
+    assert asked[:len(knowing.prefixes["ru"])] == plain.prefixes["ru"]  # the cached prefix is untouched
     assert "300 рублей" in asked[-1].content and asked[-1].content.startswith("Сколько стоит билет?")
-    assert knowing.messages("Hello!")[-1].content == "Hello!"  # nothing relevant: the question as asked
+    assert knowing.messages("Hello!", "en")[-1].content == "Hello!"  # nothing relevant: the question as asked
     knowing.history.add_turn("Сколько стоит билет?", "300 рублей.", 1.0)
     assert knowing.history.messages[0].content == "Сколько стоит билет?"  # history keeps the visitor's words
 

@@ -164,7 +164,7 @@ def stage_llm(ctx: Context) -> dict:
     cold, warm = [], []
     for i in range(ctx.reps):  # cold: the whole prompt evaluated (no KV reuse)
         llm.llm.reset()
-        llm._prefix_tokens, llm._prefix_state = [], None
+        llm.forget_prefixes()
         cold.append(one(QUESTIONS[i % len(QUESTIONS)]))
     llm.warm([ChatMessage("system", system)])  # the daemon's start-up: persona prefix evaluated once
     for i in range(ctx.reps):

@@ -165,7 +165,8 @@ class Conversation:
         """Warm what every turn needs: the LLM's persona prefix and the cached fixed phrases."""
         engines, workers, session = self.engines, self.workers, self.session
         if engines.llm is not None and hasattr(engines.llm, "warm"):
-            await workers.llm.call(engines.llm.warm, session.prefix)
+            for prefix in session.prefixes.values():
+                await workers.llm.call(engines.llm.warm, prefix)
         if engines.stt is not None and hasattr(engines.stt, "warm") and not getattr(engines.stt, "_warmed", False):
             await workers.stt.call(engines.stt.warm)
             engines.stt._warmed = True

@@ -8,11 +8,16 @@ sets the public-audience rules; :mod:`.safety` checks the output anyway.
 
 from __future__ import annotations
 
+from ..lang import is_cyrillic
 from ..messages import ChatMessage
 from ..persona import Persona
 
 
-def system_prompt(persona: Persona) -> str:
+def system_prompt(persona: Persona, language: str = "en") -> str:
+    """The persona in the visitor's language: a model asked in Russian under an English prompt drifts
+    into English."""
+    if language == "ru":
+        return _system_prompt_ru(persona)
     p = persona
     parts = [f"You are {p.name}."]
     if p.description:
@@ -27,17 +32,41 @@ def system_prompt(persona: Persona) -> str:
     return " ".join(parts)
 
 
-def primer(persona: Persona) -> list[ChatMessage]:
-    """A first exchange that shows the persona answering as itself."""
+def _system_prompt_ru(p: Persona) -> str:
+    name = russian_name(p)
+    parts = [f"Ты — {name}."]
+    if p.description:
+        parts.append(f"О тебе: {p.description.strip()}")
+    if p.interests:
+        parts.append(f"Ты любишь: {p.interests.rstrip('.')}.")
+    parts.append(f"Тебя зовут {name}. Всегда говори от своего имени, в первом лице.")
+    parts.append("Ты разговариваешь с посетителями музея, часто с детьми. " + (p.style or "Будь доброй и краткой.").strip())
+    parts.append("Отвечай только по-русски, одним-двумя короткими предложениями. Никаких списков, ссылок и эмодзи.")
+    avoid = p.avoid or "политика, религия, насилие и всё, что не подходит детям"
+    parts.append(f"Никогда не говори на эти темы: {avoid.rstrip('.')}; мягко переведи разговор на космос.")
+    return " ".join(parts)
+
+
+def russian_name(p: Persona) -> str:
+    return next((n for n in p.all_names if is_cyrillic(n)), p.name)
+
+
+def primer(persona: Persona, language: str = "en") -> list[ChatMessage]:
+    """A first exchange that shows the persona answering as itself, in the prompt's language."""
+    if language == "ru":
+        name = russian_name(persona)
+        return [ChatMessage("user", "Здравствуйте! Кто вы?"),
+                ChatMessage("assistant", f"Здравствуйте! Я {name}. Спрашивайте о чём угодно!")]
     return [
         ChatMessage("user", "Hello! Who are you?"),
         ChatMessage("assistant", f"Hi! I'm {persona.name}. Ask me anything!"),
     ]
 
 
-def prefix(persona: Persona) -> list[ChatMessage]:
-    """The part of every prompt that never changes (its KV state is cached by the LLM engine)."""
-    return [ChatMessage("system", system_prompt(persona)), *primer(persona)]
+def prefix(persona: Persona, language: str = "en") -> list[ChatMessage]:
+    """The part of every prompt in ``language`` that never changes (its KV state is cached by the LLM
+    engine, one per language)."""
+    return [ChatMessage("system", system_prompt(persona, language)), *primer(persona, language)]
 
 
 def _lower_first(s: str) -> str:

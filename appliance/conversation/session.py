@@ -6,20 +6,18 @@ from __future__ import annotations
 from ..config import Config
 from ..engines.wake import WakeGate
 from ..knowledge import Knowledge
-from ..lang import is_cyrillic
 from ..messages import ChatMessage
 from ..persona import Persona
 from . import prompt
 from .history import History
 
-FACTS_PER_QUESTION = 2  # SmolLM2-135M: 1 or 2 facts in the question's turn, 6 of 12 answers used them; a system message, fewer
+FACTS_PER_QUESTION = 2  # in the question's own turn, SmolLM2-135M used them in 6 of 12 answers
 
 
 def fallback_reply(persona: Persona, language: str) -> str:
     """The honest fixed answer for a language the LLM cannot speak (Russian on SmolLM2)."""
     if language == "ru":
-        ru_name = next((n for n in persona.all_names if is_cyrillic(n)), persona.name)
-        return (f"Меня зовут {ru_name}. Извините, по-русски я пока отвечать не умею. "
+        return (f"Меня зовут {prompt.russian_name(persona)}. Извините, по-русски я пока отвечать не умею. "
                 "Спросите меня, пожалуйста, по-английски!")
     return f"I'm {persona.name}. Sorry, I can only answer in English for now."
 
@@ -38,16 +36,18 @@ class Session:
         self.knowledge = knowledge
         self.languages = [lang for lang in persona.languages if lang in cfg.session.languages] or \
             list(cfg.session.languages)
-        self.prefix = prompt.prefix(persona)
+        # one persona prefix per language the model answers in (each has its KV state cached)
+        self.prefixes = {lang: prompt.prefix(persona, lang) for lang in self.languages if self.can_answer(lang)}
         self.gate = WakeGate(persona.wake_mode or cfg.wake.mode, cfg.wake.followup_s, persona.all_names)
         self.history.clear()
 
-    def messages(self, text: str) -> list[ChatMessage]:
+    def messages(self, text: str, language: str) -> list[ChatMessage]:
         """The LLM's input for the visitor's ``text``: persona prefix, history, the question with the
         fact sheet's passages that bear on it. The facts ride in the question's own turn: after the
         prefix, whose KV state the LLM keeps cached, and where a small model heeds them best."""
         facts = self.knowledge.lookup(text, FACTS_PER_QUESTION) if self.knowledge is not None else []
-        return [*self.prefix, *self.history.messages, ChatMessage("user", prompt.with_facts(text, facts))]
+        prefix = self.prefixes.get(language) or next(iter(self.prefixes.values()), [])
+        return [*prefix, *self.history.messages, ChatMessage("user", prompt.with_facts(text, facts))]
 
     def can_answer(self, language: str) -> bool:
         """Whether the LLM speaks ``language``; otherwise the fixed :func:`fallback_reply`."""

@@ -232,7 +232,7 @@ class Turns:
         cancel = self.cancel = threading.Event()
         # Bounded by construction: generation is capped at max_reply_tokens pieces.
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
-        self.workers.llm.stream(self.engines.llm.generate, self.session.messages(text), cancel,
+        self.workers.llm.stream(self.engines.llm.generate, self.session.messages(text, language), cancel,
                                 on_item=pieces.put_nowait, on_done=pieces.put_nowait)
         chunker = SentenceChunker()
         index = 0

@@ -19,6 +19,9 @@ CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
+MAX_PREFIXES = 4  # two languages, and room for a persona switch without evicting the live one mid-turn
+
+
 class LlamaPersonaLLM:
     def __init__(self, model_path: Path, *, n_ctx: int = 2048, threads: int = 2, n_gpu_layers: int = 0,
                  max_tokens: int = 80, temperature: float = 0.6, repeat_penalty: float = 1.3,
@@ -30,8 +33,9 @@ class LlamaPersonaLLM:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.repeat_penalty = repeat_penalty
-        self._prefix_tokens: list[int] = []
-        self._prefix_state = None
+        # The persona prefix's KV state per prompt language (a Russian and an English prefix): a
+        # turn in either language restores its own instead of evaluating ~150 tokens again (5 s here).
+        self._prefixes: dict[tuple[int, ...], object] = {}
 
     @classmethod
     def from_settings(cls, settings) -> LlamaPersonaLLM:
@@ -67,21 +71,27 @@ class LlamaPersonaLLM:
         # after the last message, so take what two different continuations have in common.
         a = self._format([*prefix, ChatMessage("user", "Hi")])
         b = self._format([*prefix, ChatMessage("user", "What?")])
-        prefix = a[: _common_prefix(a, b)]
-        if prefix == self._prefix_tokens:
+        prefix = tuple(a[: _common_prefix(a, b)])
+        if prefix in self._prefixes:
             return  # already cached (several conversations share one engine)
         self.llm.reset()
-        self.llm.eval(prefix)
-        self._prefix_tokens = list(prefix)
-        self._prefix_state = self.llm.save_state()
+        self.llm.eval(list(prefix))
+        if len(self._prefixes) >= MAX_PREFIXES:  # a new persona: its prefixes replace the old ones
+            self._prefixes.pop(next(iter(self._prefixes)))
+        self._prefixes[prefix] = self.llm.save_state()
+
+    def forget_prefixes(self) -> None:
+        """Drop the cached prefix states (the next prompt is evaluated whole: a cold start)."""
+        self._prefixes.clear()
 
     def generate(self, messages: Sequence[ChatMessage], cancel: threading.Event) -> Iterator[str]:
         tokens = self._format(messages)
-        p = self._prefix_tokens
-        if p and tokens[: len(p)] == p:
-            shared = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
-            if shared < len(p):  # the cached prefix was overwritten: restore it rather than re-evaluate
-                self.llm.load_state(self._prefix_state)
+        for p, state in self._prefixes.items():
+            if tuple(tokens[: len(p)]) == p:
+                shared = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
+                if shared < len(p):  # the cached prefix was overwritten: restore it rather than re-evaluate
+                    self.llm.load_state(state)
+                break
         text = ""
         stop = self._stop
         for out in self.llm.create_completion(tokens, max_tokens=self.max_tokens, temperature=self.temperature,
