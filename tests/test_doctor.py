@@ -154,7 +154,7 @@ def test_doctor_warns_when_a_production_engine_falls_back(settings):
     from appliance.daemon.doctor import check_engines
 
     name, ok, detail, _fix = check_engines(settings, None)
-    assert (name, ok) == ("engines", True) and "llm smollm2-135m" in detail
+    assert (name, ok) == ("engines", True) and "llm qwen2.5-coder-1.5b-q4km" in detail
     cfg = config_mod.replace(settings.config, "tts", engine="xtts")
     name, ok, detail, _fix = check_engines(paths_mod.Settings(cfg, settings.paths), None)
     assert ok is None and detail.startswith("warning: tts: xtts") and "using piper-espeak" in detail

@@ -21,7 +21,7 @@ def test_missing_weights_fall_back_role_by_role(manifest, models_dir, caplog):
         cfg, fallbacks = resolve(production_config(), manifest, models_dir, gpu=True)
     assert {f.role for f in fallbacks} == {"stt", "llm", "tts", "face"}
     assert (cfg.stt.model, cfg.stt.device, cfg.stt.compute_type) == ("whisper-base", "cpu", "int8")
-    assert (cfg.llm.model, cfg.llm.n_gpu_layers) == ("smollm2-135m", 0)
+    assert (cfg.llm.model, cfg.llm.n_gpu_layers) == ("qwen2.5-coder-1.5b-q4km", 0)
     assert cfg.tts.engine == "piper-espeak" and cfg.face.engine == "mesh-warp"
     assert "model.bin is missing" in next(f for f in fallbacks if f.role == "stt").reason
     records = [r for r in caplog.records if getattr(r, "message_id", None) == logs.ENGINE_FALLBACK]
