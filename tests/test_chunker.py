@@ -59,3 +59,15 @@ def test_a_run_on_sentence_is_cut_before_a_conjunction_or_at_a_space():
     assert " ".join(parts) == run_on
     assert all(len(p) <= 160 for p in parts)
     assert parts[1].startswith(("and ", "but ", "so ", "or "))
+
+
+def test_the_first_sentence_goes_at_its_first_clause():
+    """The first words decide the wait: a clause goes to the voice once the next word has begun."""
+    c = SentenceChunker()
+    assert c.feed("Музей открыт каждый день с 10 утра до 6 вечера,") == []   # the clause may go on
+    assert c.feed(" кроме") == ["Музей открыт каждый день с 10 утра до 6 вечера,"]
+    assert c.feed(" понедельника. Кафе на втором этаже, рядом с планетарием. ") == ["кроме понедельника."]
+    assert c.flush() == ["Кафе на втором этаже, рядом с планетарием."]  # later sentences stay whole
+    short = SentenceChunker()
+    assert short.feed("Hi, I am Anna. ") == []  # a short first clause is not worth a cut
+    assert short.feed("Ask") == ["Hi, I am Anna."]

@@ -4,8 +4,10 @@ A sentence closes at ``.``, ``!``, ``?``, ``…`` (or a run of them, with closin
 once the *next* non-space character shows it really was an end: a capital letter, a digit, a
 quote or the end of the reply. That keeps "3.14", "e.g. this", "Dr. Smith", "т. е.", "J. R. R."
 and "in 1969. Then" right without waiting for more than one character of lookahead. A newline
-always closes a sentence. A sentence that runs very long is cut at a comma or a dash so speech
-can start before the model finishes it.
+always closes a sentence. The reply's first sentence goes at its first clause boundary (a comma, a
+dash, a colon past 24 characters), because it alone decides how long the visitor waits; a later
+sentence that runs very long is cut at a comma or a dash so speech can start before the model
+finishes it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ CLOSERS = "\"'»”)]"
 MAX_CHARS = 160   # past this, cut at a comma/dash/semicolon
 FIRST_MAX_CHARS = 70  # the first sentence is cut sooner: it decides the time to first audio
 MIN_CUT = 30      # ...but never leave a fragment shorter than this
+FIRST_CLAUSE = 24  # the first sentence goes at its first clause boundary past this many characters
+CLAUSE_MARKS = (",", ";", " —", " –", ":")
 
 
 class SentenceChunker:
@@ -83,6 +87,14 @@ class SentenceChunker:
                 i = j
                 continue
             i += 1
+        if self.emitted == 0:
+            # The first words decide the time to first audio: speak the first clause as soon as it
+            # closes ("Музей открыт с 10 утра до 6 вечера," — then the rest), once a word follows it.
+            ends = [i + len(c) for c in CLAUSE_MARKS if (i := buf.find(c, FIRST_CLAUSE)) != -1]
+            # "10,5" is a number, not a clause: the mark must be followed by a space and a word
+            ends = [e for e in ends if re.match(r"\s+\S", buf[e:])]
+            if ends:
+                return min(ends)
         limit = self.first_max_chars if self.emitted == 0 else self.max_chars
         if n > limit:
             m = max((buf.rfind(c, MIN_CUT, limit) for c in (",", ";", " —", " -", ":")), default=-1)
