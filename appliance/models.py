@@ -99,11 +99,12 @@ class Manifest:
     roles: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> {"embedded": id, "production": id}
 
     def for_tier(self, tier: str) -> list[Model]:
-        """The models a tier uses (embedded, production or all), each once."""
+        """The models of a tier (embedded, production or all), each once: the roles' choices and every
+        model filed under that tier (an alternative, e.g. the English-only SmolLM2 the tests run)."""
         if tier == "all":
             return list(self.models)
         ids = {r[tier] for r in self.roles.values() if tier in r}
-        return [m for m in self.models if m.id in ids]
+        return [m for m in self.models if m.id in ids or m.tier == tier]
 
     def get(self, model_id: str) -> Model:
         for m in self.models:

@@ -220,3 +220,13 @@ def test_every_embedded_engine_loads_and_runs_with_the_network_cut(settings, tmp
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     done = [ln for ln in r.stdout.splitlines() if '"phase": "ok"' in ln]
     assert len(done) >= 5, r.stdout  # vad, tts, stt, llm, face
+
+
+def test_the_embedded_tier_installs_every_embedded_model(manifest):
+    """The roles' choices and the alternatives filed under the tier: the set-up installs SmolLM2 (the
+    English-only model the turn tests run) though Qwen is the role's default — a fresh clone's CI
+    once found it missing."""
+    ids = {m.id for m in manifest.for_tier("embedded")}
+    assert {"qwen2.5-coder-1.5b-q4km", "smollm2-135m", "whisper-base", "piper-joe"} <= ids
+    assert all(manifest.get(i).tier == "embedded" or i in {r["embedded"] for r in manifest.roles.values()}
+               for i in ids)
