@@ -153,7 +153,12 @@ class Knowledge:
         """The sheet at ``path``; None when there is none (a persona need not have one)."""
         if path is None or not path.is_file():
             return None
-        return cls(parse(check(path.read_bytes(), path.name)))
+        return cls.from_bytes(path.read_bytes(), path.name)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, name: str = "knowledge.md") -> Knowledge:
+        """The sheet in ``raw``, or :class:`KnowledgeError` with one line an installer can act on."""
+        return cls(parse(check(raw, name)))
 
     def lookup(self, question: str, k: int = TOP_K) -> list[Passage]:
         """The passages that bear on ``question``, best first (none when nothing matches)."""

@@ -28,12 +28,12 @@ from pathlib import Path
 
 from appliance import logs
 from appliance import persona as persona_mod
-from appliance.knowledge import Knowledge, KnowledgeError, check, parse
+from appliance.knowledge import Knowledge, KnowledgeError
 from appliance.lang import is_cyrillic
 from appliance.paths import Settings
 from appliance.profile import Profile
 
-from . import derive, profiles, selftest, staging, verify
+from . import derive, durable, profiles, selftest, staging, verify
 from . import voice as voice_mod
 from .errors import ProvisionError
 
@@ -105,7 +105,7 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
         current = step
         progress(step, 0.0)
 
-    with profiles.provision_lock(paths):
+    with durable.provision_lock(paths):
         job = paths.staging_dir / f"job-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
             cfg = settings.config.provisioning
@@ -145,7 +145,7 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
             progress("validate", 0.4)
             if vb.knowledge is not None:
                 try:
-                    sheet = Knowledge(parse(check(vb.knowledge.read_bytes())))
+                    sheet = Knowledge.from_bytes(vb.knowledge.read_bytes())
                 except KnowledgeError as e:
                     raise ProvisionError("knowledge", str(e), step="validate") from None
                 languages = sorted({"ru" if is_cyrillic(p.text) else "en" for p in sheet.passages})
@@ -237,7 +237,7 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
         result.report = report.text()
         latest = paths.state_dir / profiles.REPORT
         try:
-            profiles.write_atomic(latest, result.report.encode("utf-8"))
+            durable.write_atomic(latest, result.report.encode("utf-8"))
             if result.report_path is None:
                 result.report_path = latest
         except OSError:

@@ -37,7 +37,7 @@ from appliance.models import sha256_file
 from appliance.paths import Paths
 from appliance.profile import PROFILE_JSON, REPORT  # noqa: F401 - the pipeline and tests name them here
 
-from .durable import LOCK, fsync_dir, fsync_tree, provision_lock, write_atomic  # noqa: F401 - pipeline uses them here
+from .durable import LOCK, fsync_dir, fsync_tree, provision_lock, write_atomic
 
 log = logging.getLogger("avatar-kiosk.profiles")
 

@@ -9,7 +9,7 @@ import os
 import pytest
 from support import bundles as T
 
-from provisioning import profiles
+from provisioning import durable, profiles
 
 
 def make_profile(paths, name: str, *, confirm: bool = True) -> str:
@@ -108,7 +108,7 @@ def test_recover_leaves_staging_alone_while_a_provisioning_runs(settings):
     make_profile(paths, "a")
     job = paths.staging_dir / "job-running"
     job.mkdir(parents=True)
-    with profiles.provision_lock(paths):
+    with durable.provision_lock(paths):
         rep = profiles.recover(paths)
     assert job.is_dir() and any("running" in a for a in rep.actions)
 

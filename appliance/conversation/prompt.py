@@ -12,38 +12,42 @@ from ..lang import is_cyrillic
 from ..messages import ChatMessage
 from ..persona import Persona
 
+# The system prompt's sentences per language; the same persona fields fill both.
+_SYSTEM = {
+    "en": {
+        "you": "You are {name}.", "description": "{name} is {description}", "interests": "You love {interests}.",
+        "name": "Your name is {name}. Always speak as {name}, in the first person.",
+        "audience": "You talk to museum visitors, often children. ", "style": "Be warm and brief.",
+        "answer": "Answer in one or two short sentences. Never use lists, links or emojis.",
+        "avoid": "Never talk about {avoid}; gently change the subject to space instead.",
+        "avoid_default": "politics, religion, violence, anything not suitable for children",
+    },
+    "ru": {
+        "you": "Ты — {name}.", "description": "О тебе: {description}", "interests": "Ты любишь: {interests}.",
+        "name": "Тебя зовут {name}. Всегда говори от своего имени, в первом лице.",
+        "audience": "Ты разговариваешь с посетителями музея, часто с детьми. ", "style": "Будь доброй и краткой.",
+        "answer": "Отвечай только по-русски, одним-двумя короткими предложениями. Никаких списков, ссылок и эмодзи.",
+        "avoid": "Никогда не говори на эти темы: {avoid}; мягко переведи разговор на космос.",
+        "avoid_default": "политика, религия, насилие и всё, что не подходит детям",
+    },
+}
+
 
 def system_prompt(persona: Persona, language: str = "en") -> str:
     """The persona in the visitor's language: a model asked in Russian under an English prompt drifts
     into English."""
-    if language == "ru":
-        return _system_prompt_ru(persona)
-    p = persona
-    parts = [f"You are {p.name}."]
+    p, say = persona, _SYSTEM["ru" if language == "ru" else "en"]
+    name = russian_name(p) if language == "ru" else p.name
+    parts = [say["you"].format(name=name)]
     if p.description:
-        parts.append(f"{p.name} is {_lower_first(p.description)}")
+        description = p.description.strip() if language == "ru" else _lower_first(p.description)
+        parts.append(say["description"].format(name=name, description=description))
     if p.interests:
-        parts.append(f"You love {p.interests.rstrip('.')}.")
-    parts.append(f"Your name is {p.name}. Always speak as {p.name}, in the first person.")
-    parts.append("You talk to museum visitors, often children. " + (p.style or "Be warm and brief.").strip())
-    parts.append("Answer in one or two short sentences. Never use lists, links or emojis.")
-    avoid = p.avoid or "politics, religion, violence, anything not suitable for children"
-    parts.append(f"Never talk about {avoid.rstrip('.')}; gently change the subject to space instead.")
-    return " ".join(parts)
-
-
-def _system_prompt_ru(p: Persona) -> str:
-    name = russian_name(p)
-    parts = [f"Ты — {name}."]
-    if p.description:
-        parts.append(f"О тебе: {p.description.strip()}")
-    if p.interests:
-        parts.append(f"Ты любишь: {p.interests.rstrip('.')}.")
-    parts.append(f"Тебя зовут {name}. Всегда говори от своего имени, в первом лице.")
-    parts.append("Ты разговариваешь с посетителями музея, часто с детьми. " + (p.style or "Будь доброй и краткой.").strip())
-    parts.append("Отвечай только по-русски, одним-двумя короткими предложениями. Никаких списков, ссылок и эмодзи.")
-    avoid = p.avoid or "политика, религия, насилие и всё, что не подходит детям"
-    parts.append(f"Никогда не говори на эти темы: {avoid.rstrip('.')}; мягко переведи разговор на космос.")
+        parts.append(say["interests"].format(interests=p.interests.rstrip(".")))
+    parts.append(say["name"].format(name=name))
+    parts.append(say["audience"] + (p.style or say["style"]).strip())
+    parts.append(say["answer"])
+    parts.append(say["avoid"].format(avoid=(p.avoid or say["avoid_default"]).rstrip(".")))
     return " ".join(parts)
 
 

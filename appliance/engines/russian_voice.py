@@ -12,6 +12,7 @@ it is visitor-influenced.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import shutil
@@ -77,7 +78,5 @@ class RussianVoice:
     def _espeak(self, text: str) -> tuple[np.ndarray, int]:
         proc = subprocess.run([self.espeak, "-v", "ru", "-s", "165", "--stdout"], input=text.encode("utf-8"),
                               capture_output=True, timeout=TIMEOUT_S, check=True)
-        import io
-
         data, rate = read_wav(io.BytesIO(proc.stdout))
         return data[:, 0].astype(np.float32), rate
