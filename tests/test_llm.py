@@ -52,12 +52,32 @@ def test_persona_prefix_state_is_restored_not_recomputed(model, monkeypatch):
     # Another prompt overwrites the KV cache ...
     "".join(model.generate([ChatMessage("system", "You are a pirate."), ChatMessage("user", "Hi")],
                            threading.Event()))
-    restored = []
-    original = model.llm.load_state
-    monkeypatch.setattr(model.llm, "load_state", lambda s: (restored.append(1), original(s))[1])
+    restored, evaluated = [], []
+    original_restore, original_eval = model._restore_cells, model.llm.eval
+    monkeypatch.setattr(model, "_restore_cells", lambda p, c: (restored.append(1), original_restore(p, c))[1])
+    monkeypatch.setattr(model.llm, "eval", lambda tokens: (evaluated.append(len(tokens)), original_eval(tokens))[1])
     # ... and the next persona turn loads the saved prefix state instead of evaluating it again.
     assert ask(model, "Hello!")
     assert restored == [1]
+    prefix_tokens = len(next(iter(model._prefixes)))
+    assert evaluated[0] < 20 < prefix_tokens        # only the question was evaluated, not the ~150-token prefix
     # While the prefix is still in the cache nothing needs restoring.
     ask(model, "How are you?")
     assert restored == [1]
+
+
+def test_a_restored_prefix_predicts_exactly_as_an_evaluated_one(model):
+    msgs = [*prompt.prefix(demo_persona()), ChatMessage("user", "Where is the Moon?")]
+    tokens = model._format(msgs)
+    prefix, cells = next(iter(model._prefixes.items()))
+    assert tuple(tokens[:len(prefix)]) == prefix
+    model.llm.reset()
+    model.llm.eval(tokens)                           # cold: the whole prompt
+    cold = model.llm.scores[len(tokens) - 1].copy()
+    model.llm.reset()
+    model.llm.eval(model._format([ChatMessage("system", "You are a pirate.")]))  # something else in the cache
+    model._restore_cells(prefix, cells)
+    model.llm.eval(tokens[len(prefix):])             # warm: the saved prefix, then the question
+    warm = model.llm.scores[len(tokens) - 1]
+    assert int(cold.argmax()) == int(warm.argmax())
+    assert abs(cold - warm).max() < 1e-2 * max(1.0, float(abs(cold).max()))
