@@ -154,6 +154,7 @@ packages() {
   esac
   [ "$DISPLAY_MODE" = xorg ] && pkgs+=(xserver-xorg-core xserver-xorg-legacy xinit)
   if [ $APT -eq 0 ]; then say "system packages: skipped (--no-apt)"; return; fi
+  if apt-cache policy librhvoice5 2>/dev/null | grep -q 'Candidate: [0-9]'; then pkgs+=(librhvoice5); fi
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -166,6 +167,11 @@ packages() {
     sys apt-get update
   fi
   sys env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  # RHVoice's C library (the Russian voice in-process, ~0.3 s sooner a sentence); optional: without
+  # it the kiosk runs RHVoice's command
+  if apt-cache policy librhvoice5 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    sys env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librhvoice5 || true
+  fi
   if [ "$OS_VER" = 22.04 ] && [ ! -e "$ROOT/etc/alsa/conf.d/99-pipewire-default.conf" ]; then
     # 22.04: ALSA's default device goes to PipeWire only with this snippet
     local snip=/usr/share/doc/pipewire/examples/alsa.conf.d/99-pipewire-default.conf

@@ -66,10 +66,31 @@ def test_espeak_ng_is_the_last_fallback(models_dir, monkeypatch):
     from appliance.engines import russian_voice
 
     monkeypatch.setattr(russian_voice.shutil, "which", lambda name: None if name == "RHVoice-test" else "/usr/bin/" + name)
+    monkeypatch.setattr(russian_voice, "_open_library", lambda: None)
     fallback = russian_voice.RussianVoice("irina")
     assert fallback.id == "espeak:ru"
     audio, rate = fallback.synthesize("Привет! Я Анна.")
     assert audio.dtype == np.float32 and 0.8 < len(audio) / rate < 4 and np.abs(audio).max() > 0.2
+
+
+def test_rhvoice_in_process_says_exactly_what_its_command_says(monkeypatch):
+    from appliance.engines import russian_voice
+
+    voice = russian_voice.RussianVoice("irina")
+    if voice.lib is None:
+        pytest.skip("librhvoice5 is not installed (the set-up installs it)")
+    text = "Кафе находится на втором этаже, рядом с планетарием."
+    ours, rate = voice.synthesize(text)
+    theirs, their_rate = voice._rhvoice(russian_voice.clean(text))
+    assert rate == their_rate and len(ours) == len(theirs) and np.abs(ours - theirs).max() < 1e-3
+
+    class Broken:
+        def synthesize(self, text, voice):
+            raise OSError("no voice data")
+
+    voice.lib = Broken()                                # the library fails: the command takes over
+    audio, _rate = voice.synthesize(text)
+    assert voice.lib is None and len(audio) == len(theirs)
 
 
 def test_text_with_shell_characters_is_spoken_not_executed(voice, tmp_path):

@@ -6,8 +6,10 @@ words wrong, Anna 14 %, Elena 18 %, Aleksandr 17 %; espeak-ng 82 %. Only these f
 they are LGPL-2.1+, while other voices in the same package (Tatiana, Victoria, Arina) are
 CC-BY-NC-ND and must never ship in a product.
 
-Blocking; runs in the TTS worker. The text goes to the engine on stdin, never on a command line:
-it is visitor-influenced.
+Blocking; runs in the TTS worker. RHVoice runs in this process through its C library where the
+``librhvoice5`` package is installed (:mod:`.rhvoice_lib`: the voice loads once, ~0.3 s sooner a
+sentence), else as the ``RHVoice-test`` command with the text on stdin, never on a command line: it
+is visitor-influenced.
 """
 
 from __future__ import annotations
@@ -49,20 +51,27 @@ class RussianVoice:
 
     def __init__(self, voice: str = "irina") -> None:
         self.rhvoice = shutil.which("RHVoice-test") if voice in RHVOICE_VOICES else None
-        if voice in RHVOICE_VOICES and self.rhvoice is None:
+        self.lib = _open_library() if voice in RHVOICE_VOICES else None
+        if voice in RHVOICE_VOICES and self.rhvoice is None and self.lib is None:
             log.warning("RHVoice is not installed (packages rhvoice, rhvoice-russian): Russian falls back to "
                         "espeak-ng, which speech recognition can hardly follow — run the set-up again")
-        self.voice = voice if self.rhvoice else ESPEAK
+        self.voice = voice if self.rhvoice or self.lib else ESPEAK
         self.espeak = shutil.which(ESPEAK) or ESPEAK
 
     @property
     def id(self) -> str:
-        return f"rhvoice:{self.voice}" if self.rhvoice else "espeak:ru"
+        return f"rhvoice:{self.voice}" if self.rhvoice or self.lib else "espeak:ru"
 
     def synthesize(self, text: str) -> tuple[np.ndarray, int]:
         text = clean(text)
         if not text:
             return np.zeros(0, np.float32), 24000
+        if self.lib is not None:
+            try:
+                return self.lib.synthesize(text, self.voice)
+            except OSError as e:  # the command says it the same way, only later
+                log.warning("RHVoice's library failed (%s): using its command from now on", e)
+                self.lib = None
         if self.rhvoice:
             return self._rhvoice(text)
         return self._espeak(text)
@@ -80,3 +89,14 @@ class RussianVoice:
                               capture_output=True, timeout=TIMEOUT_S, check=True)
         data, rate = read_wav(io.BytesIO(proc.stdout))
         return data[:, 0].astype(np.float32), rate
+
+
+def _open_library():
+    """RHVoice's C library in this process, or None (not installed, not the interface we know)."""
+    from .rhvoice_lib import RHVoiceLib
+
+    try:
+        return RHVoiceLib()
+    except OSError as e:
+        log.info("RHVoice runs as a command: %s", e)
+        return None
