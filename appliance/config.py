@@ -57,6 +57,8 @@ class VadConfig:
     preroll_ms: int = _f(300, "Audio kept from before speech starts, so the first syllable is never cut.", lo=0, hi=2000)
     start_ms: int = _f(120, "Voiced audio needed within the start window to open an utterance.", lo=20, hi=2000)
     end_silence_ms: int = _f(600, "Silence that ends an utterance.", lo=100, hi=5000)
+    early_stt_ms: int = _f(200, "Silence after which transcription starts, before end_silence_ms confirms the end "
+                           "(thrown away if the visitor goes on); 0 = off.", lo=0, hi=5000)
     min_utterance_ms: int = _f(250, "Utterances shorter than this are dropped as noise blips.", lo=0, hi=5000)
     max_utterance_s: float = _f(15.0, "An utterance is cut here even if the visitor keeps talking.", lo=1, hi=120)
     silero_threshold: float = _f(0.5, "Silero speech probability an utterance must reach (second opinion vs noise); 0 disables.", lo=0.0, hi=1.0)

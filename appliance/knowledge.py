@@ -15,6 +15,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,10 @@ import snowballstemmer
 MAX_BYTES = 256 * 1024    # about 40,000 words: far more than a prompt can use, enough for any museum
 MAX_PASSAGE_CHARS = 600
 TOP_K = 3
+# A language's passages live in the persona prefix up to this size (about 450 tokens: evaluated once
+# at start-up, ~8 s on 2 cores, then free on every turn — against ~0.5 s a turn for two facts in the
+# question); a bigger sheet's other passages are looked up per question.
+STANDING_CHARS = 1500
 K1, B = 1.2, 0.75         # BM25's usual constants
 
 _WORD = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
@@ -60,6 +65,12 @@ class Passage:
 
     def as_fact(self) -> str:
         return f"{self.heading}: {self.text}" if self.heading else self.text
+
+    @property
+    def language(self) -> str:
+        """``ru`` when most of its letters are Cyrillic, else ``en``."""
+        letters = [c for c in self.text.lower() if c.isalpha()]
+        return "ru" if sum(1 for c in letters if _CYRILLIC.match(c)) * 2 > len(letters) else "en"
 
 
 _STEMMERS = {"ru": snowballstemmer.stemmer("russian"), "en": snowballstemmer.stemmer("english")}
@@ -160,11 +171,34 @@ class Knowledge:
         """The sheet in ``raw``, or :class:`KnowledgeError` with one line an installer can act on."""
         return cls(parse(check(raw, name)))
 
-    def lookup(self, question: str, k: int = TOP_K) -> list[Passage]:
-        """The passages that bear on ``question``, best first (none when nothing matches)."""
+    def in_language(self, language: str) -> list[Passage]:
+        """The passages written in ``language``; all of them when the sheet has none in it (the model
+        answers in the visitor's language from facts in the other)."""
+        return [p for p in self.passages if p.language == language] or list(self.passages)
+
+    def standing(self, language: str, budget: int = STANDING_CHARS) -> list[Passage]:
+        """The passages that live in ``language``'s cached persona prefix: the sheet's own order (the
+        installer puts what matters first) while they fit ``budget`` characters."""
+        out, used = [], 0
+        for p in self.in_language(language):
+            used += len(p.as_fact()) + 3
+            if used > budget:
+                break
+            out.append(p)
+        return out
+
+    def lookup(self, question: str, k: int = TOP_K, *, language: str | None = None,
+               exclude: Collection[Passage] = ()) -> list[Passage]:
+        """The passages that bear on ``question``, best first (none when nothing matches); only
+        those in ``language`` (see :meth:`in_language`), none of ``exclude`` (already in the prompt)."""
         q = set(terms(question))
+        allowed = set(map(id, self.in_language(language))) if language else None
+        skip = set(map(id, exclude))
         scored = []
         for i, tf in enumerate(self._tf):
+            p = self.passages[i]
+            if (allowed is not None and id(p) not in allowed) or id(p) in skip:
+                continue
             score = 0.0
             for t in q & tf.keys():
                 f = tf[t]

@@ -39,7 +39,7 @@ class Outcome:
 
 def converse(settings, engines, audio: np.ndarray, *, echo_gain: float = 0.0, echo_delay_s: float = 0.04,
              noise_rms: float = 0.0, guard=None, persona=None, stop_after_audio_s=None,
-             speaker_rate: int = 16000, room=None) -> Outcome:
+             speaker_rate: int = 16000, room=None, on_event=None) -> Outcome:
     speaker = RecordingSpeaker(speaker_rate)
     mic = WavFileMic(samples=audio, frame_ms=settings.config.audio.frame_ms)
     if echo_gain or noise_rms:
@@ -49,6 +49,8 @@ def converse(settings, engines, audio: np.ndarray, *, echo_gain: float = 0.0, ec
 
     def sink(item):
         (out.screens if isinstance(item, ScreenModel) else out.events).append(item)
+        if on_event is not None:
+            on_event(item)
 
     store = TurnStore(settings.paths.db_path, settings.config.privacy)
     conv = Conversation(settings, persona or demo_persona(), engines, mic, speaker, on_event=sink,

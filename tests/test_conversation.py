@@ -4,6 +4,7 @@ ordering, events, the speaker clock, barge-in, the self-hearing guard, wake mode
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import kiosk_helpers
 import numpy as np
@@ -43,6 +44,12 @@ def fakes(text="what is your name", reply="Hello! I am Anna. Nice to meet you.",
 
 def with_cfg(settings, section, **changes):
     return dataclasses.replace(settings, config=config_mod.replace(settings.config, section, **changes))
+
+
+def per_call(settings):
+    """FakeSTT hands its ``texts`` out one per call; a transcription started in a mid-sentence pause
+    (thrown away when the visitor goes on) would take one, so these tests transcribe once per utterance."""
+    return with_cfg(settings, "vad", early_stt_ms=0)
 
 
 @pytest.fixture
@@ -86,7 +93,7 @@ def test_one_turn_events_clock_and_journal(settings, question):
 
 
 def test_history_is_sent_and_dropped_when_the_visitor_leaves(settings, question):
-    s = with_cfg(settings, "session", visitor_gone_s=5.0)
+    s = with_cfg(per_call(settings), "session", visitor_gone_s=5.0)
     eng = fakes(texts=["first question", "second question", "third question"])
     audio = np.concatenate([question, silence(2.0), question, silence(8.0), question, silence(1.0)])
     out = converse(s, eng, audio)
@@ -112,7 +119,7 @@ def test_barge_in_stops_playback_within_200ms_and_cancels(settings, question, mo
     interruption = speech(models_dir, "Wait, stop please!")
     pre = np.concatenate([question, silence(2.5)])
     audio = np.concatenate([pre, interruption, silence(1.5)])
-    out = converse(settings, eng, audio)
+    out = converse(per_call(settings), eng, audio)
     barge = out.of(BargeIn)
     assert len(barge) == 1
     # where the interruption really starts (first loud sample), on the microphone's audio time
@@ -193,7 +200,7 @@ def test_visitor_talking_over_the_echo_still_barges_in(settings, models_dir, roo
 
 
 def test_name_mode_answers_only_when_addressed(settings, question):
-    s = with_cfg(settings, "wake", mode="name", followup_s=5.0)
+    s = with_cfg(per_call(settings), "wake", mode="name", followup_s=5.0)
     eng = fakes(texts=["what time is it", "Anna, what time is it", "and the date", "and the date"])
     gap = silence(2.0)
     audio = np.concatenate([question, gap, question, gap, question, silence(8.0), question, gap])
@@ -288,7 +295,7 @@ def test_microphone_vanishing_mid_turn_recovers(settings, question, caplog):
     mic = PyAudioMic("usb", reconnect_s=0.2, backend=device, stall_s=0.3)
     eng = Engines(stt=FakeSTT(texts=["first", "second"]), llm=FakeLLM("Hello there. Nice day."),
                   tts=FakeTTS(seconds_per_char=0.05))
-    conv = Conversation(settings, demo_persona(), eng, mic, RecordingSpeaker(16000))
+    conv = Conversation(per_call(settings), demo_persona(), eng, mic, RecordingSpeaker(16000))
     done = []
     conv.on_event = lambda e: (done.append(e) if isinstance(e, TurnDone) else None,
                                conv.stop() if len(done) == 2 else None)
@@ -314,6 +321,73 @@ def test_wake_word_mode_with_microwakeword(settings, models_dir):
     assert len(out.of(WakeWordHeard)) >= 1
     # no wake word: ignored; with it: answered; a follow-up inside the window: answered; later: ignored
     assert outcomes == ["no_wake_word", "replied", "replied", "no_wake_word"]
+
+
+class LengthSTT:
+    """Says how much audio it was given, and when (the conversation's events so far)."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def transcribe(self, samples, languages, prior):
+        self.log.append("stt")
+        return f"{len(samples)} samples", languages[0], -0.2, 0.99
+
+
+def test_transcription_starts_in_the_pause_before_the_end_is_confirmed(settings, models_dir):
+    log: list = []
+    eng = Engines(stt=LengthSTT(log), llm=FakeLLM("Hi."), tts=FakeTTS())
+    out = converse(settings, eng, np.concatenate([speech(models_dir, "What is your name?"), silence(1.5)]),
+                   on_event=lambda e: log.append(type(e).__name__))
+    assert log.count("stt") == 1                                  # the early transcript was the turn's
+    assert log.index("stt") < log.index("UtteranceCut")           # started while the silence was confirmed
+    cut = out.of(UtteranceCut)[0]
+    assert out.of(Transcribed)[0].text == f"{round(cut.duration * 16000)} samples"
+
+
+def test_speech_after_the_pause_throws_the_early_transcript_away(settings, question):
+    log: list = []
+    eng = Engines(stt=LengthSTT(log), llm=FakeLLM("Hi."), tts=FakeTTS())
+    # 400 ms of silence: past early_stt_ms (200), short of end_silence_ms (600) — the visitor goes on
+    out = converse(settings, eng, np.concatenate([question, silence(0.4), question, silence(1.5)]))
+    assert log.count("stt") >= 2                                  # one in the pause, one for the whole
+    cut, heard = out.of(UtteranceCut)[0], out.of(Transcribed)
+    assert [e.text for e in heard] == [f"{round(cut.duration * 16000)} samples"]  # the whole utterance's
+    assert cut.duration > 2 * len(question) / 16000 - 0.1
+
+
+class SlowFirstSentenceTTS(FakeTTS):
+    """Takes 0.3 s before the first sentence's audio, noting what the LLM wrote meanwhile."""
+
+    def __init__(self, llm: FakeLLM) -> None:
+        super().__init__()
+        self.llm, self.pieces_while_voicing = llm, None
+
+    def synthesize(self, text, language):
+        if self.pieces_while_voicing is None and "friend" in text:  # not the greetings warmed before
+            before = self.llm.pieces
+            time.sleep(0.3)
+            self.pieces_while_voicing = self.llm.pieces - before
+        yield from super().synthesize(text, language)
+
+
+class CountingLLM(FakeLLM):
+    pieces = 0
+
+    def generate(self, messages, cancel):
+        for piece in super().generate(messages, cancel):
+            self.pieces += 1
+            yield piece
+
+
+def test_the_llm_waits_while_the_first_sentence_is_voiced(settings, question):
+    """On 2 cores the LLM writing on would slow the voice the visitor is waiting for."""
+    llm = CountingLLM("Hello there, my young friend and visitor. Then " + " ".join(["word"] * 40) + ".", delay_s=0.005)
+    tts = SlowFirstSentenceTTS(llm)
+    out = converse(settings, Engines(stt=FakeSTT(), llm=llm, tts=tts), np.concatenate([question, silence(8.0)]))
+    assert out.of(SentenceReady)[0].text == "Hello there, my young friend and visitor."
+    assert out.replies()[0].count("word") == 40                       # the rest of the reply came after
+    assert tts.pieces_while_voicing <= 1     # at most the piece already on its way when the sentence closed
 
 
 def test_debug_capture_writes_the_utterance_only_when_enabled(settings, question):

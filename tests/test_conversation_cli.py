@@ -48,8 +48,9 @@ def test_bench_reports_every_stage(home, tmp_path, capsys):
     assert cli.main(["bench", "--turns", "2", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["turns"] == 2
-    for f in bench.FIELDS:  # both English questions went through every stage, each took time
+    for f in bench.FIELDS:  # an English question and a recorded Russian visitor: every stage took time
         assert res[f]["n"] == 2 and res[f]["p50"] > 0, (f, res[f])
+    assert {lang: v["turns"] for lang, v in res["by_language"].items()} == {"en": 1, "ru": 1}
     assert res["ttfa_s"]["p50"] > res["eos_s"]["p50"] + res["stt_s"]["p50"]
     assert res["overhead_ratio"]["p50"] >= 0.99
     text = capsys.readouterr().out

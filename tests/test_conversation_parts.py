@@ -34,8 +34,22 @@ def test_unfit_sentences_are_replaced_and_stop_generation(sentence):
     "Shell and hello are fine words.",
 ])
 def test_fit_sentences_pass(sentence):
-    v = safety.check_sentence(sentence, "en")
+    lang = "ru" if any("а" <= c <= "я" for c in sentence.lower()) else "en"
+    v = safety.check_sentence(sentence, lang)
     assert not v.stop and v.text == sentence
+
+
+@pytest.mark.parametrize("sentence, language, wrong", [
+    ("The cafe is on the second floor.", "ru", True),     # a Russian visitor may not understand it
+    ("Кафе находится на втором этаже.", "en", True),
+    ("Кафе находится на втором этаже.", "ru", False),
+    ("Станцию запустили NASA и Роскосмос.", "ru", False),  # a name in the other script is fine
+    ("My name is Anna, or Анна in Russian.", "en", False),
+])
+def test_a_sentence_in_the_other_language_is_not_spoken(sentence, language, wrong):
+    v = safety.check_sentence(sentence, language)
+    assert v.stop is wrong
+    assert v.text == (safety.WRONG_LANGUAGE[language] if wrong else sentence)
 
 
 def test_links_markup_and_phone_numbers_are_stripped():
@@ -66,6 +80,17 @@ def test_history_is_capped_and_dropped_when_the_visitor_leaves():
     assert h.expired(47.0)
     h.clear()
     assert h.messages == [] and not h.expired(1000)
+
+
+def test_a_switch_of_language_starts_the_conversation_afresh():
+    h = History(max_turns=4, visitor_gone_s=45)
+    h.use_language("en")
+    h.add_turn("Where is the cafe?", "On the second floor.", t=1.0)
+    h.use_language("en")
+    assert len(h.messages) == 2                          # the same language: the conversation goes on
+    h.use_language("ru")
+    assert h.messages == [] and h.language == "ru"       # Russian now: no English turns for the model to follow
+    assert not h.expired(40.0)                           # the visitor is still there
 
 
 def test_storage_keeps_text_only_when_allowed_and_expires_it(tmp_path):

@@ -48,15 +48,33 @@ def test_russian_word_forms_meet():
     assert k.lookup("Когда закрываются музеи?")[0].text.startswith("Музей")  # музей ~ музеи
 
 
-def test_the_facts_ride_in_the_question_and_the_cached_prefix_stays_the_same(settings, sheet):
+def test_a_museums_sheet_lives_in_the_cached_prefix_in_the_visitors_language(settings, sheet):
     persona = load_persona(REPO / "assets" / "demo" / "persona.toml")
-    plain, knowing = Session(settings.config, persona), Session(settings.config, persona, sheet)
+    knowing = Session(settings.config, persona, sheet)
+    ru, en = knowing.prefixes["ru"][0].content, knowing.prefixes["en"][0].content
+    assert "300 рублей" in ru and "Юпитер" in ru and "roubles" not in ru      # Russian facts for Russian turns
+    assert "300 roubles" in en and "Jupiter" in en and "рублей" not in en
+    assert ru.count("Музей:") == 1                                               # each heading once
     asked = knowing.messages("Сколько стоит билет?", "ru")
-    assert asked[:len(knowing.prefixes["ru"])] == plain.prefixes["ru"]  # the cached prefix is untouched
-    assert "300 рублей" in asked[-1].content and asked[-1].content.startswith("Сколько стоит билет?")
-    assert knowing.messages("Hello!", "en")[-1].content == "Hello!"  # nothing relevant: the question as asked
+    assert asked[:len(knowing.prefixes["ru"])] == knowing.prefixes["ru"]  # the cached prefix, as warmed
+    assert asked[-1].content == "Сколько стоит билет?"  # nothing more to pay for in the turn itself
     knowing.history.add_turn("Сколько стоит билет?", "300 рублей.", 1.0)
     assert knowing.history.messages[0].content == "Сколько стоит билет?"  # history keeps the visitor's words
+
+
+def test_a_sheet_too_big_for_the_prefix_brings_the_rest_into_the_question(settings):
+    persona = load_persona(REPO / "assets" / "demo" / "persona.toml")
+    filler = "\n".join(f"Зал {i} открыт для групп по предварительной записи у администратора." for i in range(60))
+    big = Knowledge(parse(filler + "\n\nБилет в обсерваторию стоит 150 рублей.\n\nThe observatory costs 2 dollars."))
+    knowing, plain = Session(settings.config, persona, big), Session(settings.config, persona)
+    prefix = knowing.prefixes["ru"][0].content
+    assert "Зал 0 " in prefix and "обсерватор" not in prefix  # the sheet's first passages, up to the budget
+    assert len(prefix) < len(plain.prefixes["ru"][0].content) + 1700
+    asked = knowing.messages("Сколько стоит обсерватория?", "ru")[-1].content
+    assert asked.startswith("Сколько стоит обсерватория?") and "150 рублей" in asked
+    assert "dollars" not in asked                      # the visitor's language only
+    assert "Зал 0 " not in asked                       # never a fact the prefix already holds
+    assert knowing.messages("Hello!", "en")[-1].content == "Hello!"  # nothing relevant: the question as asked
 
 
 def test_a_sheet_the_kiosk_cannot_use_gets_one_line():

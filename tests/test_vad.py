@@ -23,7 +23,8 @@ def feed(ep: Endpointer, pattern: str, t0: float = 0.0):
 
 
 def cfg(**kw) -> VadConfig:
-    base = dict(preroll_ms=200, start_ms=100, end_silence_ms=300, min_utterance_ms=200, max_utterance_s=2.0)
+    base = dict(preroll_ms=200, start_ms=100, end_silence_ms=300, min_utterance_ms=200, max_utterance_s=2.0,
+                early_stt_ms=0)
     base.update(kw)
     return VadConfig(**base)
 
@@ -83,6 +84,32 @@ def test_time_counts_from_given_audio_time():
     utt = events[-1][1]
     assert utt.t_speech_start == pytest.approx(100.0)
     assert utt.t_speech_end == pytest.approx(100.4)
+
+
+def test_a_pause_hands_over_the_utterance_as_it_will_be_cut():
+    ep = Endpointer(cfg(early_stt_ms=200))
+    events = feed(ep, "." * 30 + "x" * 25 + "." * 20)
+    assert [e.kind for _, e in events] == [VadEventKind.SPEECH_START, VadEventKind.PAUSE, VadEventKind.UTTERANCE]
+    (i_pause, pause), (_, utt) = events[1:]
+    assert i_pause == 30 + 25 + 10 - 1                       # after 200 ms of the 300 ms silence
+    assert pause.t_speech_end == utt.t_speech_end
+    assert np.array_equal(pause.samples, utt.samples)         # the early transcript is the final one
+
+
+def test_speech_after_a_pause_pauses_again_and_the_utterance_grows():
+    ep = Endpointer(cfg(early_stt_ms=200))
+    events = feed(ep, "x" * 20 + "." * 12 + "x" * 20 + "." * 20)
+    kinds = [e.kind for _, e in events]
+    assert kinds == [VadEventKind.SPEECH_START, VadEventKind.PAUSE, VadEventKind.PAUSE, VadEventKind.UTTERANCE]
+    first, second, utt = (e for _, e in events[1:])
+    assert first.t_speech_end == pytest.approx(0.4) and second.t_speech_end == utt.t_speech_end == pytest.approx(1.04)
+    assert len(first.samples) < len(utt.samples)              # the first one is stale: it must not be used
+
+
+def test_no_pause_for_a_blip_and_none_when_off():
+    assert [e.kind for _, e in feed(Endpointer(cfg(early_stt_ms=200)), "." * 10 + "x" * 6 + "." * 30)] == \
+        [VadEventKind.SPEECH_START, VadEventKind.DROPPED]
+    assert VadEventKind.PAUSE not in [e.kind for _, e in feed(Endpointer(cfg()), "x" * 20 + "." * 20)]
 
 
 def test_frame_classifier_rejects_silence_and_faint_hiss():

@@ -125,7 +125,8 @@ def listen(settings, args) -> int:
         if line:
             print(line)
 
-    asyncio.run(run_conversation(settings, mic, speaker, persona, on_event=show))
+    asyncio.run(run_conversation(settings, mic, speaker, persona, on_event=show,
+                                 knowledge=current_knowledge(settings)))
     if args.out:
         speaker.save(args.out)
         print(f"what the kiosk said: {args.out}", file=sys.stderr)

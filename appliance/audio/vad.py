@@ -23,14 +23,15 @@ class VadEventKind(enum.StrEnum):
     SPEECH_START = "speech_start"
     UTTERANCE = "utterance"
     DROPPED = "dropped"  # an utterance that was too short (a blip)
+    PAUSE = "pause"      # early_stt_ms of silence: the utterance so far, as it would be cut if it ended here
 
 
 @dataclass(frozen=True)
 class VadEvent:
     kind: VadEventKind
     t: float                          # audio time of the decision
-    samples: np.ndarray | None = None  # UTTERANCE: the utterance, pre-roll included
-    t_start: float = 0.0              # UTTERANCE: audio time of its first kept sample
+    samples: np.ndarray | None = None  # UTTERANCE, PAUSE: the utterance, pre-roll included
+    t_start: float = 0.0              # UTTERANCE, PAUSE: audio time of its first kept sample
     t_speech_start: float = 0.0       # first voiced frame
     t_speech_end: float = 0.0         # end of the last voiced frame
     reason: str = ""                  # DROPPED: why; UTTERANCE: "silence" or "max_length"
@@ -44,6 +45,10 @@ class Endpointer:
     audio fall within a start window; it closes after ``end_silence_ms`` of continuous silence,
     or at ``max_utterance_s``. Utterances with less than ``min_utterance_ms`` of speech between
     first and last voiced frame are dropped (coughs, clicks).
+
+    After ``early_stt_ms`` of that silence a PAUSE event hands over the utterance so far — exactly
+    what UTTERANCE will carry if no voiced frame follows (the same trailing 200 ms, once
+    ``early_stt_ms`` ≥ 200) — so transcription can start while the end is still being confirmed.
     """
 
     def __init__(self, cfg: VadConfig) -> None:
@@ -59,6 +64,7 @@ class Endpointer:
         self._t_speech_start = 0.0
         self._t_last_voiced_end = 0.0
         self._silence_s = 0.0
+        self._paused = False
 
     def _pre_voiced_s(self) -> float:
         return sum(len(f) / MIC_RATE for _, f, v in self._pre if v)
@@ -92,6 +98,7 @@ class Endpointer:
         if is_speech:
             self._t_last_voiced_end = t_end
             self._silence_s = 0.0
+            self._paused = False
         else:
             self._silence_s += dur
         length = t_end - self._t_start
@@ -99,22 +106,32 @@ class Endpointer:
             return self._close(t_end, "silence")
         if length + 1e-9 >= self.cfg.max_utterance_s:
             return self._close(t_end, "max_length")
+        early = self.cfg.early_stt_ms / 1000.0
+        if early and not self._paused and self._silence_s + 1e-9 >= early and self._long_enough():
+            self._paused = True
+            return VadEvent(VadEventKind.PAUSE, t_end, samples=self._kept(), t_start=self._t_start,
+                            t_speech_start=self._t_speech_start, t_speech_end=self._t_last_voiced_end)
         return None
+
+    def _long_enough(self) -> bool:
+        return (self._t_last_voiced_end - self._t_speech_start) * 1000.0 >= self.cfg.min_utterance_ms
+
+    def _kept(self) -> np.ndarray:
+        """The utterance to transcribe: pre-roll, speech and a little of the trailing silence (whisper
+        likes a soft ending) but not all of it."""
+        samples = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
+        keep = int(round((self._t_last_voiced_end - self._t_start) * MIC_RATE)) + int(0.2 * MIC_RATE)
+        return samples[:keep]
 
     def current_audio(self) -> np.ndarray:
         """The open utterance so far (pre-roll included): what a barge-in check looks at."""
         return np.concatenate(self._frames) if self.in_speech and self._frames else np.zeros(0, np.int16)
 
     def _close(self, t_now: float, reason: str) -> VadEvent:
-        speech_s = self._t_last_voiced_end - self._t_speech_start
-        # Keep a little of the trailing silence (whisper likes a soft ending) but not all of it.
-        tail = int(0.2 * MIC_RATE)
-        samples = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
-        keep = int(round((self._t_last_voiced_end - self._t_start) * MIC_RATE)) + tail
-        samples = samples[:keep]
+        long_enough, samples = self._long_enough(), self._kept()
         t_start, t_ss, t_se = self._t_start, self._t_speech_start, self._t_last_voiced_end
         self.reset()
-        if speech_s * 1000.0 < self.cfg.min_utterance_ms:
+        if not long_enough:
             return VadEvent(VadEventKind.DROPPED, t_now, t_speech_start=t_ss, t_speech_end=t_se, reason="short")
         return VadEvent(VadEventKind.UTTERANCE, t_now, samples=samples, t_start=t_start,
                         t_speech_start=t_ss, t_speech_end=t_se, reason=reason)

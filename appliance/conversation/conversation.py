@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -61,6 +62,16 @@ EVENTS_KEPT = 2000
 EventSink = Callable[[object], None]
 
 
+@dataclass(frozen=True)
+class EarlyTranscript:
+    """A transcription started when the visitor paused (see ``Conversation._pause``)."""
+
+    t_speech_end: float      # audio time their speech ended: it is theirs only if the utterance ends there
+    future: asyncio.Future   # the Transcript, from the STT worker
+    wall_t0: float           # when it started, on the wall clock and in audio time
+    audio_t0: float
+
+
 class Conversation:
     def __init__(self, settings, persona: Persona, engines: Engines, mic: Mic | None, speaker: Speaker, *,
                  on_event: EventSink | None = None, store: TurnStore | None = None,
@@ -74,7 +85,8 @@ class Conversation:
         self.workers = Workers(wake=engines.wake is not None)
         self.turns = Turns(self.cfg, settings.paths, self.session, engines, speaker, self.workers, self, store)
         self.listener = Listener(self.cfg, speaker, engines, self.workers, ListenerHooks(
-            emit=self.emit, replying=lambda: self.turn_active, utterance=self._utterance, barge_in=self._barge_in,
+            emit=self.emit, replying=lambda: self.turn_active, utterance=self._utterance, pause=self._pause,
+            barge_in=self._barge_in,
             wake_word=lambda t: self.session.gate.on_wake_word(t), nudge=self.nudge), echo_guard)
         self.screen = ScreenModel(state=KioskState.IDLE)
         self.events: deque[TurnEvent] = deque(maxlen=EVENTS_KEPT)  # recent only: the kiosk runs for weeks
@@ -87,6 +99,7 @@ class Conversation:
         self._level_frames = 0
         self._mic_gen = 0
         self._ids = itertools.count(1)
+        self._early: EarlyTranscript | None = None  # transcribing since the visitor paused
         self.use_names()
 
     # ------------------------------------------------------------------ what others read
@@ -145,6 +158,12 @@ class Conversation:
         while self.speaker.busy and not self.stopped:
             await self.ticker.next(timeout=0.05)
 
+    def realtime_since(self) -> tuple[float, float] | None:
+        """Virtual time (:mod:`.pacing`): while an early transcription runs, the recording plays in
+        real time from when it started (wall, audio), as a device's microphone would."""
+        early = self._early
+        return None if early is None or early.future.done() else (early.wall_t0, early.audio_t0)
+
     def must_hold(self) -> bool:
         """Virtual time (:mod:`.pacing`): hold the recording while the kiosk decides on a barge-in,
         or computes with less than a frame of reply queued — the next frame would play a gap that a
@@ -161,27 +180,37 @@ class Conversation:
         if hasattr(self.engines.stt, "set_names"):
             self.engines.stt.set_names(self.persona.all_names)
 
-    async def prepare(self) -> None:
-        """Warm what every turn needs: the LLM's persona prefix and the cached fixed phrases."""
+    async def prepare(self, *, wait_for_llm: bool = True) -> None:
+        """Warm what every turn needs: the cached fixed phrases, STT's first decode and the LLM's
+        persona prefixes (with the standing facts: seconds per language). Without ``wait_for_llm``
+        the prefixes are handed to the LLM's worker and the kiosk listens meanwhile: a turn's
+        generation queues behind them there (a worker runs its calls in order)."""
         engines, workers, session = self.engines, self.workers, self.session
-        if engines.llm is not None and hasattr(engines.llm, "warm"):
-            for prefix in session.prefixes.values():
-                await workers.llm.call(engines.llm.warm, prefix)
-        if engines.stt is not None and hasattr(engines.stt, "warm") and not getattr(engines.stt, "_warmed", False):
-            await workers.stt.call(engines.stt.warm)
-            engines.stt._warmed = True
         if engines.tts is not None:
             phrases = self.turns.phrases
             for lang in session.languages:
                 await workers.tts.call(phrases.get, engines.tts, session.greeting(lang), lang)
                 if not session.can_answer(lang):
                     await workers.tts.call(phrases.get, engines.tts, session.fixed_reply(lang), lang)
+        if engines.stt is not None and hasattr(engines.stt, "warm") and not getattr(engines.stt, "_warmed", False):
+            await workers.stt.call(engines.stt.warm)
+            engines.stt._warmed = True
+        if engines.llm is not None and hasattr(engines.llm, "warm"):
+            warming = [workers.llm.submit(engines.llm.warm, prefix) for prefix in session.prefixes.values()]
+            if wait_for_llm:
+                await asyncio.gather(*warming)
+            else:
+                for fut in warming:
+                    fut.add_done_callback(_log_failure)
 
     async def run(self, stop_after_audio_s: float | None = None) -> None:
         """Listen and answer until stopped, the recording is done, or ``stop_after_audio_s`` passed."""
         assert self.mic is not None
-        await self.prepare()
-        if getattr(self.mic, "virtual", False):
+        virtual = getattr(self.mic, "virtual", False)
+        # A recording waits for everything (its figures must not depend on warm-up); a kiosk listens
+        # while the LLM still evaluates its prefixes.
+        await self.prepare(wait_for_llm=virtual)
+        if virtual:
             self.mic.pace = VirtualPacing(self)
         cut_short = False
         try:
@@ -233,6 +262,7 @@ class Conversation:
         stopped_at = self.speaker.flush()
         await self._abandon_turn()
         self.listener.reset()
+        self._early = None
         return stopped_at
 
     def release(self) -> None:
@@ -247,7 +277,7 @@ class Conversation:
         languages and greetings. The engines stay loaded; the caller gives the TTS the new voice."""
         self.session.use(persona, knowledge)
         self.use_names()
-        await self.prepare()
+        await self.prepare(wait_for_llm=False)  # the new persona greets before its prefixes are warm
 
     # ------------------------------------------------------------------ frames
     def _frame(self, frame: np.ndarray, t: float) -> None:
@@ -256,6 +286,7 @@ class Conversation:
         if self.mic is not None and self.mic.generation != self._mic_gen:
             self._mic_gen = self.mic.generation  # a reconnected device: audio before it is unrelated
             self.listener.reset()
+            self._early = None
         self._t_audio = t + len(frame) / MIC_RATE
         echo = self.listener.echo(frame)
         self.nudge()
@@ -270,7 +301,23 @@ class Conversation:
             self.set_screen(state=KioskState.IDLE, heard="", saying="")
         self.listener.hear(frame, t, echo)
 
+    def _pause(self, ev: VadEvent) -> None:
+        """The visitor paused: start transcribing what they said so far. If the silence goes on to
+        end the utterance, the turn takes this transcript (~0.4 s sooner than starting then); if they
+        go on speaking, it is thrown away (the endpointer's next pause or utterance supersedes it)."""
+        if self._held:
+            return
+        future = self.turns.transcribe(ev.samples)
+        future.add_done_callback(lambda _f: self.nudge())
+        self._early = EarlyTranscript(ev.t_speech_end, future, time.monotonic(), self._t_audio)
+
+    def _take_early(self, ev: VadEvent) -> asyncio.Future | None:
+        """The early transcript, if it was of exactly this utterance (no voiced frame since)."""
+        early, self._early = self._early, None
+        return early.future if early is not None and early.t_speech_end == ev.t_speech_end else None
+
     def _utterance(self, ev: VadEvent) -> None:
+        early = self._take_early(ev)
         if not self.session.gate.accept_audio(ev.t):
             self.emit(NoReply("", "no_wake_word"))
             return
@@ -279,7 +326,7 @@ class Conversation:
         self.session.history.touch(ev.t)
         self.turns.producing = True  # before the task first runs, or the virtual mic would run ahead
         utt = Utterance(turn_id, ev.samples, ev.t_start, ev.t_speech_end, ev.t)
-        self._turn_task = asyncio.get_running_loop().create_task(self.turns.spoken(utt))
+        self._turn_task = asyncio.get_running_loop().create_task(self.turns.spoken(utt, early))
         self._turn_task.add_done_callback(lambda _t: self.nudge())
 
     def _barge_in(self, t: float, ducked_at: float | None) -> None:
@@ -321,9 +368,15 @@ class Conversation:
             self.set_screen(state=KioskState.IDLE, saying="")
 
 
+def _log_failure(fut: asyncio.Future) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("could not warm the LLM's persona prefix: %s", fut.exception())
+
+
 async def run_conversation(settings, mic: Mic, speaker: Speaker, persona: Persona, *,
                            on_event: EventSink | None = None, stop_after_audio_s: float | None = None,
-                           engines: Engines | None = None, store: TurnStore | None = None) -> list[TurnEvent]:
+                           engines: Engines | None = None, store: TurnStore | None = None,
+                           knowledge: Knowledge | None = None) -> list[TurnEvent]:
     """Run the whole loop until the recording is done; returns every TurnEvent emitted.
 
     ``engines`` defaults to the engine factory's (loads the models: seconds). The SQLite turn
@@ -332,7 +385,8 @@ async def run_conversation(settings, mic: Mic, speaker: Speaker, persona: Person
     own_store = store is None
     store = store or TurnStore(settings.paths.db_path, settings.config.privacy)
     speaker.start()
-    conv = Conversation(settings, persona, engines, mic, speaker, on_event=on_event, store=store)
+    conv = Conversation(settings, persona, engines, mic, speaker, on_event=on_event, store=store,
+                        knowledge=knowledge)
     try:
         await conv.run(stop_after_audio_s=stop_after_audio_s)
     finally:

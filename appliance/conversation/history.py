@@ -24,6 +24,15 @@ class History:
         self.messages = self.messages[-2 * self.max_turns:]
         self.last_activity_t = t
 
+    def use_language(self, language: str) -> None:
+        """The visitor speaks ``language`` now. A switch starts the conversation afresh: under turns
+        in the other language a small model answers in *their* language (Qwen2.5-1.5B answered a
+        Russian question in English after one English exchange), and the prompt's cached prefix
+        is per language, so the old turns would be evaluated again (seconds) for little use."""
+        if self.language not in (None, language):
+            self.messages = []
+        self.language = language
+
     def touch(self, t: float) -> None:
         self.last_activity_t = t
 

@@ -4,7 +4,7 @@ over the kiosk (barge-in).
 ::
 
     frame ─► EchoGuard (our own voice coming back is not a visitor) ─► FrameClassifier (webrtcvad)
-          ─► [wake word detector, wake mode] ─► Endpointer ─► speech start / utterance / dropped
+          ─► [wake word detector, wake mode] ─► Endpointer ─► speech start / pause / utterance / dropped
 
 Barge-in: visitor speech (voiced and *not* explained by the echo of our own output, see
 :mod:`appliance.audio.echo`) while the kiosk thinks or speaks mutes the speaker at once (``duck``:
@@ -41,6 +41,7 @@ class ListenerHooks:
     emit: Callable[[TurnEvent], None]
     replying: Callable[[], bool]               # a turn is in progress: speech now is a barge-in candidate
     utterance: Callable[[VadEvent], None]      # the visitor finished saying something
+    pause: Callable[[VadEvent], None]          # the visitor paused: maybe finished (transcribe early)
     barge_in: Callable[[float, float | None], None]  # (audio time, speaker time it went silent or None)
     wake_word: Callable[[float], None]
     nudge: Callable[[], None]                  # a check finished: virtual time may move on
@@ -95,6 +96,9 @@ class Listener:
             self.hooks.emit(SpeechStarted(ev.t))
             if self.hooks.replying():
                 self._maybe_barge_in(ev.t)
+        elif ev.kind is VadEventKind.PAUSE:
+            if not self.hooks.replying():
+                self.hooks.pause(ev)
         elif ev.kind is VadEventKind.DROPPED:
             self.hooks.emit(NoReply("", "too_short"))
         elif ev.kind is VadEventKind.UTTERANCE:

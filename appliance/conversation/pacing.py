@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Protocol
 
 
@@ -35,10 +36,15 @@ class Paced(Protocol):
     stopped: bool
 
     def must_hold(self) -> bool: ...
+    def realtime_since(self) -> tuple[float, float] | None: ...
+    def audio_now(self) -> float: ...
 
 
 class VirtualPacing:
-    """The microphone's ``pace`` hook: before each frame, wait while the kiosk must hold."""
+    """The microphone's ``pace`` hook: before each frame, wait while the kiosk must hold; and while
+    work overlaps the visitor's audio (a transcription started during the end-of-speech silence:
+    ``realtime_since`` gives its wall and audio start), let the recording run no faster than a
+    device's microphone would, so that the overlap saves what it would save on the kiosk."""
 
     def __init__(self, conv: Paced) -> None:
         self.conv = conv
@@ -46,3 +52,9 @@ class VirtualPacing:
     async def __call__(self) -> None:
         while self.conv.must_hold() and not self.conv.stopped:
             await self.conv.ticker.next()
+        while (since := self.conv.realtime_since()) is not None and not self.conv.stopped:
+            wall0, audio0 = since
+            ahead = (self.conv.audio_now() - audio0) - (time.monotonic() - wall0)
+            if ahead <= 0:
+                break
+            await self.conv.ticker.next(timeout=ahead)

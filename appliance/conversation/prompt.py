@@ -8,6 +8,9 @@ sets the public-audience rules; :mod:`.safety` checks the output anyway.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ..knowledge import Passage
 from ..lang import is_cyrillic
 from ..messages import ChatMessage
 from ..persona import Persona
@@ -21,6 +24,7 @@ _SYSTEM = {
         "answer": "Answer in one or two short sentences. Never use lists, links or emojis.",
         "avoid": "Never talk about {avoid}; gently change the subject to space instead.",
         "avoid_default": "politics, religion, violence, anything not suitable for children",
+        "facts": "Facts you know:",
     },
     "ru": {
         "you": "Ты — {name}.", "description": "О тебе: {description}", "interests": "Ты любишь: {interests}.",
@@ -29,6 +33,7 @@ _SYSTEM = {
         "answer": "Отвечай только по-русски, одним-двумя короткими предложениями. Никаких списков, ссылок и эмодзи.",
         "avoid": "Никогда не говори на эти темы: {avoid}; мягко переведи разговор на космос.",
         "avoid_default": "политика, религия, насилие и всё, что не подходит детям",
+        "facts": "Факты, которые ты знаешь:",
     },
 }
 
@@ -67,10 +72,26 @@ def primer(persona: Persona, language: str = "en") -> list[ChatMessage]:
     ]
 
 
-def prefix(persona: Persona, language: str = "en") -> list[ChatMessage]:
+def prefix(persona: Persona, language: str = "en", facts: Sequence[Passage] = ()) -> list[ChatMessage]:
     """The part of every prompt in ``language`` that never changes (its KV state is cached by the LLM
-    engine, one per language)."""
-    return [ChatMessage("system", system_prompt(persona, language)), *primer(persona, language)]
+    engine, one per language), with the fact sheet's standing ``facts``: in the prefix they cost
+    nothing per turn, and the model answers from them as well as from facts in the question."""
+    system = system_prompt(persona, language)
+    if facts:
+        system += "\n" + _SYSTEM["ru" if language == "ru" else "en"]["facts"] + "\n" + fact_lines(facts)
+    return [ChatMessage("system", system), *primer(persona, language)]
+
+
+def fact_lines(facts: Sequence[Passage]) -> str:
+    """One line per fact, each heading once (above its facts)."""
+    lines, heading = [], None
+    for p in facts:
+        if p.heading != heading:
+            heading = p.heading
+            if heading:
+                lines.append(f"{heading}:")
+        lines.append(f"- {p.text}")
+    return "\n".join(lines)
 
 
 def _lower_first(s: str) -> str:

@@ -6,6 +6,10 @@ redirect and generation stops; links, e-mail addresses, phone numbers, markdown 
 stripped (they read out as gibberish, and personal data has no place on a public speaker).
 The word list is deliberately blunt: a false positive costs one redirected answer, a false
 negative costs the installation.
+
+A sentence in the wrong language (English in a Russian turn, or the other way round) is not spoken
+either: a small model sometimes slips into the other language, and a visitor who asked in Russian
+may not understand English. The reply stops there with a fixed line in the visitor's language.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ REDIRECT = {
     "en": "Let's talk about something else. Did you know there are more stars than grains of sand on Earth?",
     "ru": "Давай поговорим о другом. Знаешь, звёзд во Вселенной больше, чем песчинок на Земле!",
 }
+WRONG_LANGUAGE = {
+    "en": "Sorry, I got a little lost. Could you ask me that again?",
+    "ru": "Ой, простите, я задумалась. Спросите, пожалуйста, ещё раз!",
+}
+_LATIN_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
+_CYRILLIC_WORD = re.compile(r"\b[А-Яа-яЁё]{2,}\b")
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,8 @@ class Verdict:
 def check_sentence(sentence: str, language: str) -> Verdict:
     if BLOCKED.search(sentence):
         return Verdict(REDIRECT.get(language, REDIRECT["en"]), True)
+    if wrong_language(sentence, language):
+        return Verdict(WRONG_LANGUAGE[language], True)
     text = URL.sub("", sentence)
     text = MARKUP.sub("", text)
     text = EMOJI.sub("", text)
@@ -51,6 +63,16 @@ def check_sentence(sentence: str, language: str) -> Verdict:
     if not re.search(r"\w", text):
         return Verdict("", False)
     return Verdict(text, False)
+
+
+def wrong_language(sentence: str, language: str) -> bool:
+    """Mostly words of the other script (a name or "NASA" in a Russian sentence is fine)."""
+    latin, cyrillic = len(_LATIN_WORD.findall(sentence)), len(_CYRILLIC_WORD.findall(sentence))
+    if language == "ru":
+        return latin >= 2 and latin > cyrillic
+    if language == "en":
+        return cyrillic >= 2 and cyrillic > latin
+    return False
 
 
 def is_blocked(text: str) -> bool:

@@ -11,7 +11,7 @@ from ..persona import Persona
 from . import prompt
 from .history import History
 
-FACTS_PER_QUESTION = 2  # in the question's own turn, SmolLM2-135M used them in 6 of 12 answers
+FACTS_PER_QUESTION = 2  # looked up beyond the prefix's standing facts, into the question's own turn
 
 
 def fallback_reply(persona: Persona, language: str) -> str:
@@ -36,17 +36,23 @@ class Session:
         self.knowledge = knowledge
         self.languages = [lang for lang in persona.languages if lang in cfg.session.languages] or \
             list(cfg.session.languages)
-        # one persona prefix per language the model answers in (each has its KV state cached)
-        self.prefixes = {lang: prompt.prefix(persona, lang) for lang in self.languages if self.can_answer(lang)}
+        # One persona prefix per language the model answers in (each has its KV state cached), with
+        # the fact sheet's passages in that language that fit (all of a museum's usual sheet).
+        answered = [lang for lang in self.languages if self.can_answer(lang)]
+        self.standing = {lang: knowledge.standing(lang) if knowledge else [] for lang in answered}
+        self.prefixes = {lang: prompt.prefix(persona, lang, self.standing[lang]) for lang in answered}
         self.gate = WakeGate(persona.wake_mode or cfg.wake.mode, cfg.wake.followup_s, persona.all_names)
         self.history.clear()
 
     def messages(self, text: str, language: str) -> list[ChatMessage]:
-        """The LLM's input for the visitor's ``text``: persona prefix, history, the question with the
-        fact sheet's passages that bear on it. The facts ride in the question's own turn: after the
-        prefix, whose KV state the LLM keeps cached, and where a small model heeds them best."""
-        facts = self.knowledge.lookup(text, FACTS_PER_QUESTION) if self.knowledge is not None else []
-        prefix = self.prefixes.get(language) or next(iter(self.prefixes.values()), [])
+        """The LLM's input for the visitor's ``text``: persona prefix (with the standing facts),
+        history, the question with any other passages of the sheet that bear on it (a sheet too big
+        for the prefix: those ride in the question's own turn, after the cached prefix)."""
+        if language not in self.prefixes:
+            language = next(iter(self.prefixes), language)
+        prefix = self.prefixes.get(language, [])
+        facts = [] if self.knowledge is None else self.knowledge.lookup(
+            text, FACTS_PER_QUESTION, language=language, exclude=self.standing.get(language, ()))
         return [*prefix, *self.history.messages, ChatMessage("user", prompt.with_facts(text, facts))]
 
     def can_answer(self, language: str) -> bool:

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -123,17 +124,24 @@ class Turns:
         self.phrases = PhraseCache(paths.phrase_cache)
         self.metrics: deque[TurnMetrics] = deque(maxlen=METRICS_KEPT)
         self.cancel: threading.Event | None = None  # set: the LLM stops generating
+        # Cleared while the reply's first sentence is being voiced: on 2 cores the LLM writing the
+        # next sentence would halve the speed of the voice the visitor is waiting for.
+        self.llm_gate = threading.Event()
+        self.llm_gate.set()
         self.producing = False                      # the turn may still queue reply audio
 
     # ------------------------------------------------------------------ a spoken turn
-    async def spoken(self, utt: Utterance) -> None:
+    async def spoken(self, utt: Utterance, early: asyncio.Future | None = None) -> None:
+        """Answer ``utt``; ``early``: its transcription, started during the end-of-speech silence."""
         session, host = self.session, self.host
         clock = TurnClock(utt.turn_id, max(utt.t_detected - utt.t_speech_end, 0.0))
         rec = TurnRecord(utt.turn_id)
         host.set_screen(state=KioskState.THINKING, saying="")
         self.producing = True
         try:
-            heard: Transcript = await self.workers.stt.call(self._transcribe, utt)
+            if self.cfg.privacy.debug_capture:  # raw visitor audio: only when a technician asked for it
+                write_wav(self.paths.cache_dir / "debug-capture" / f"{utt.turn_id}.wav", utt.samples, MIC_RATE)
+            heard: Transcript = replace(await (early or self.transcribe(utt.samples)), turn_id=utt.turn_id)
             clock.stt_done()
             rec.language = heard.language
             if not heard.text:
@@ -143,7 +151,7 @@ class Turns:
             if not session.gate.accept_text(heard.text, utt.t_detected):
                 return self._no_reply(rec, clock, "not_addressed")
             rec.heard = heard.text
-            session.history.language = heard.language
+            session.history.use_language(heard.language)
             host.emit(Transcribed(utt.turn_id, heard.text, heard.language))
             host.set_screen(heard=heard.text)
             reply = await self._respond(utt.turn_id, heard.text, heard.language, clock)
@@ -167,15 +175,18 @@ class Turns:
             host.set_screen(state=KioskState.LISTENING)
         return None
 
-    def _transcribe(self, utt: Utterance) -> Transcript:  # STT worker thread
-        if self.cfg.privacy.debug_capture:  # raw visitor audio: only when a technician asked for it
-            write_wav(self.paths.cache_dir / "debug-capture" / f"{utt.turn_id}.wav", utt.samples, MIC_RATE)
+    def transcribe(self, samples: np.ndarray) -> asyncio.Future:
+        """What the visitor said in ``samples`` (a Transcript, its turn id still blank), worked out in
+        the STT worker: silero's second opinion first, then whisper among the persona's languages."""
+        languages, prior = list(self.session.languages), self.session.history.language
+        return self.workers.stt.submit(self._transcribe, samples, languages, prior)
+
+    def _transcribe(self, samples: np.ndarray, languages: list[str], prior: str | None) -> Transcript:  # STT thread
         silero = self.engines.silero
-        if silero is not None and silero.speech_probability(utt.samples) < self.cfg.vad.silero_threshold:
-            return Transcript(utt.turn_id, "", "", -10.0)
-        text, language, confidence, p = self.engines.stt.transcribe(utt.samples, self.session.languages,
-                                                                     self.session.history.language)
-        return Transcript(utt.turn_id, text, language, confidence, p)
+        if silero is not None and silero.speech_probability(samples) < self.cfg.vad.silero_threshold:
+            return Transcript("", "", "", -10.0)
+        text, language, confidence, p = self.engines.stt.transcribe(samples, languages, prior)
+        return Transcript("", text, language, confidence, p)
 
     def _no_reply(self, rec: TurnRecord, clock: TurnClock, reason: str) -> None:
         self.host.emit(NoReply(rec.turn_id, reason))
@@ -232,8 +243,10 @@ class Turns:
         cancel = self.cancel = threading.Event()
         # Bounded by construction: generation is capped at max_reply_tokens pieces.
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
+        gate = self.llm_gate
+        gate.set()
         self.workers.llm.stream(self.engines.llm.generate, self.session.messages(text, language), cancel,
-                                on_item=pieces.put_nowait, on_done=pieces.put_nowait)
+                                on_item=pieces.put_nowait, on_done=pieces.put_nowait, gate=gate)
         chunker = SentenceChunker()
         index = 0
         try:
@@ -250,6 +263,8 @@ class Turns:
                     verdict = safety.check_sentence(s, language)
                     if verdict.text:
                         clock.sentence()
+                        if index == 0 and not last:
+                            gate.clear()  # reopened by the first audio (speak), or below
                         await sentences.put(ReplySentence(turn_id, index, verdict.text, language))
                         index += 1
                     if verdict.stop:
@@ -258,6 +273,7 @@ class Turns:
                     return
         finally:
             cancel.set()  # whatever happened, the worker stops generating
+            gate.set()
 
     async def speak(self, sentence: ReplySentence, clock: TurnClock | None = None) -> None:
         """Synthesize one sentence in the TTS worker; queue its chunks on the speaker as they come."""
@@ -279,6 +295,7 @@ class Turns:
             start_s = self.speaker.write(audio, tts.sample_rate)
             if clock is None or clock.audio(t0):
                 host.set_screen(state=KioskState.SPEAKING)
+                self.llm_gate.set()  # the visitor hears the reply: the LLM may go on
             host.emit(AudioQueued(SpeechChunk(sentence.turn_id, sentence.index, audio, tts.sample_rate,
                                               text=sentence.text), start_s))
             host.nudge()

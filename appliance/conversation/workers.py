@@ -7,6 +7,7 @@ the loop); each item and the end (or the error) are handed back with ``call_soon
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,14 +23,18 @@ class EngineWorker:
         """Run ``fn(*args)`` in the worker; an asyncio future for its result."""
         return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    def stream(self, gen_fn, *args, on_item: Callable, on_done: Callable[[BaseException | None], None]) -> None:
-        """Run ``gen_fn(*args)`` in the worker; hand items and the end (or error) to the loop."""
+    def stream(self, gen_fn, *args, on_item: Callable, on_done: Callable[[BaseException | None], None],
+               gate: threading.Event | None = None) -> None:
+        """Run ``gen_fn(*args)`` in the worker; hand items and the end (or error) to the loop. While
+        ``gate`` is cleared the generator is not advanced (its thread computes nothing)."""
         loop = asyncio.get_running_loop()
 
         def run() -> None:
             try:
                 for item in gen_fn(*args):
                     loop.call_soon_threadsafe(on_item, item)
+                    while gate is not None and not gate.wait(0.05):
+                        pass
             except Exception as e:  # noqa: BLE001 - reported to the loop, which decides
                 loop.call_soon_threadsafe(on_done, e)
                 return
