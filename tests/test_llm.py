@@ -81,3 +81,34 @@ def test_a_restored_prefix_predicts_exactly_as_an_evaluated_one(model):
     warm = model.llm.scores[len(tokens) - 1]
     assert int(cold.argmax()) == int(warm.argmax())
     assert abs(cold - warm).max() < 1e-2 * max(1.0, float(abs(cold).max()))
+
+
+def test_a_restarted_kiosk_takes_its_prefixes_from_disk(models_dir, tmp_path, monkeypatch):
+    from kiosk_helpers import MANIFEST
+
+    from appliance import models as models_mod
+    from appliance.engines.llm_llama import LlamaPersonaLLM
+
+    path = models_mod.load_manifest(MANIFEST).get("smollm2-135m")
+    path = path.path(models_dir, path.files[0].name)
+    prefix = prompt.prefix(demo_persona())
+    first = LlamaPersonaLLM(path, max_tokens=20, temperature=0.0, cache_dir=tmp_path)
+    first.warm(prefix)
+    assert len(list(tmp_path.glob("*.kv"))) == 1
+    question = [*prefix, ChatMessage("user", "What is your name?")]
+    said = "".join(first.generate(question, threading.Event()))
+
+    again = LlamaPersonaLLM(path, max_tokens=20, temperature=0.0, cache_dir=tmp_path)  # the kiosk restarted
+    evaluated = []
+    original = again.llm.eval
+    monkeypatch.setattr(again.llm, "eval", lambda tokens: (evaluated.append(len(tokens)), original(tokens))[1])
+    again.warm(prefix)
+    assert evaluated == []                                  # nothing evaluated: the cells came from disk
+    assert "".join(again.generate(question, threading.Event())) == said
+    assert max(evaluated) < 20                              # and the turn evaluated only its question
+
+    next(tmp_path.glob("*.kv")).write_bytes(b"garbage")    # a damaged file: evaluated again, and replaced
+    third = LlamaPersonaLLM(path, max_tokens=20, temperature=0.0, cache_dir=tmp_path)
+    third.warm(prefix)
+    assert "".join(third.generate(question, threading.Event())) == said
+    assert next(tmp_path.glob("*.kv")).stat().st_size > 1000

@@ -34,6 +34,7 @@ Pace = Callable[[], Awaitable[None]]
 
 class Mic:
     virtual = False        # True: audio time is decoupled from wall time (see WavFileMic)
+    recording = False      # True: a recording, which starts when the kiosk is ready (a person comes any time)
     generation = 0         # bumped on every (re)connect: audio before it is unrelated to after
     pace: Pace | None = None
 
@@ -53,6 +54,7 @@ class WavFileMic(Mic):
         self.frame = MIC_RATE * frame_ms // 1000
         self.realtime = realtime
         self.virtual = not realtime
+        self.recording = True
         self.finished = False   # the whole recording has been heard
         self._stopped = False
 
@@ -104,6 +106,10 @@ class LoopbackMic(Mic):
     @property
     def virtual(self) -> bool:  # type: ignore[override]
         return self.inner.virtual
+
+    @property
+    def recording(self) -> bool:  # type: ignore[override]
+        return self.inner.recording
 
     @property
     def finished(self) -> bool:

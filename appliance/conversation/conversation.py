@@ -207,9 +207,9 @@ class Conversation:
         """Listen and answer until stopped, the recording is done, or ``stop_after_audio_s`` passed."""
         assert self.mic is not None
         virtual = getattr(self.mic, "virtual", False)
-        # A recording waits for everything (its figures must not depend on warm-up); a kiosk listens
-        # while the LLM still evaluates its prefixes.
-        await self.prepare(wait_for_llm=virtual)
+        # A recording starts when the kiosk is ready (its visitor cannot wait, and its figures must
+        # not depend on warm-up); a kiosk listens while the LLM still evaluates its prefixes.
+        await self.prepare(wait_for_llm=getattr(self.mic, "recording", False))
         if virtual:
             self.mic.pace = VirtualPacing(self)
         cut_short = False
