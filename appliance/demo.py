@@ -182,9 +182,8 @@ def run_demo(settings: Settings, args) -> int:
             print(line)
     out_wav = settings.paths.cache_dir / "demo-kiosk-audio.wav"
     write_wav(out_wav, speaker.recording(), speaker.rate)
-    ms = sorted(app.frame_ms) or [0.0]
-    print(f"demo: {app.frames} frames, {ms[len(ms) // 2]:.1f} ms/frame p50 "
-          f"({ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.1f} p99); the kiosk's voice: {out_wav}")
+    print(f"demo: the face: {app.frame_times.line()}")
+    print(f"demo: the kiosk's voice: {out_wav}")
     if app.recorded is not None:
         print(f"demo: recorded {app.recorded}")
     return 0 if app.exit_code in (0, None) else app.exit_code

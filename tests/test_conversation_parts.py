@@ -135,3 +135,26 @@ def test_language_choice_only_among_persona_languages_with_a_prior_for_short_cli
     assert choose_language(probs, ["en", "ru"], "ru", 3.0)[0] == "en"   # long: evidence wins
     assert choose_language({"en": 0.9, "ru": 0.05}, ["en", "ru"], "ru", 0.8)[0] == "en"  # clearly en
     assert choose_language(probs, ["ru"], "en", 0.5)[0] == "ru"
+
+
+def test_inference_yields_the_cpu_to_the_face():
+    """The LLM and whisper run below the loop thread's priority (the face is drawn there), the voice
+    in between; the barge-in check at full priority."""
+    import asyncio
+    import os
+    import threading
+
+    from appliance.conversation.workers import Workers
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def main() -> dict[str, int]:
+        w = Workers(wake=False)
+        try:
+            return {name: await getattr(w, name).call(nice) for name in ("llm", "stt", "tts", "vad")}
+        finally:
+            w.close()
+
+    base = nice()
+    assert asyncio.run(main()) == {"llm": base + 10, "stt": base + 10, "tts": base + 5, "vad": base}

@@ -249,3 +249,16 @@ def test_recorder_fills_skipped_frames(tmp_path):
         wrong.add_frame(np.zeros((10, 10, 3), np.uint8))
     wrong.abort()
     assert not list(tmp_path.glob("*x*.mp4"))
+
+
+def test_frame_times_count_the_gaps_a_visitor_sees():
+    from appliance.screen.frametimes import FrameTimes
+
+    ft = FrameTimes()
+    for k, (start, end) in enumerate([(0.000, 0.010), (0.040, 0.050), (0.080, 0.090)]):
+        ft.shown(k, start, end)
+    ft.shown(5, 0.200, 0.215)                        # frames 3 and 4 were never drawn: a hitch
+    s = ft.summary()
+    assert s["frames"] == 4 and s["skipped"] == 2
+    assert s["interval_ms_p50"] == 40.0 and max(ft.interval_ms) == pytest.approx(125.0)
+    assert s["draw_ms_p50"] == pytest.approx(10.0) and "2 skipped" in ft.line()

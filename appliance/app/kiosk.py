@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import logs
 from ..audio.mic import Mic
 from ..audio.resample import resample
 from ..audio.speaker import Speaker
@@ -34,6 +35,7 @@ from ..knowledge import Knowledge
 from ..lang import guess_language
 from ..messages import AudioQueued, BargeIn, KioskState, ScreenModel, TurnEvent
 from ..paths import Settings
+from ..screen.frametimes import FrameTimes
 from .profile import ProfileFiles, active_profile
 from .sticks import StickProvisioner
 
@@ -79,8 +81,7 @@ class KioskApp:
         # Bounded: the daemon runs for months. Audio events are not kept (their samples went to the
         # mouth tracker, which forgets old audio by itself).
         self.events: deque[TurnEvent] = deque(maxlen=2000)
-        self.frames = 0
-        self.frame_ms: deque[float] = deque(maxlen=20_000)  # ~13 min at 25 fps
+        self.frame_times = FrameTimes()
         self.sticks = StickProvisioner(self)
         self._task: asyncio.Task | None = None
         self._render: asyncio.Task | None = None
@@ -153,6 +154,10 @@ class KioskApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({self._task})
 
+    @property
+    def frames(self) -> int:
+        return self.frame_times.drawn
+
     async def stop(self) -> None:
         """Abandon the current turn, close devices and the screen (bounded: the daemon gives 2.5 s)."""
         self._done.set()
@@ -167,6 +172,8 @@ class KioskApp:
         if self._closed:
             return
         self._closed = True
+        if self.frame_times.drawn:
+            log.info("face: %s", self.frame_times.line(), extra=logs.fields(stage="render"))
         if self._render is not None:
             self._render.cancel()
         if self.speaker_out is not None and hasattr(self.speaker, "recording"):
@@ -209,7 +216,7 @@ class KioskApp:
             for name in ("eos_s", "stt_s", "llm_first_token_s", "llm_first_sentence_s", "tts_first_chunk_s",
                          "ttfa_s"):
                 stage.setdefault(name.removesuffix("_s"), []).append(getattr(m, name) * 1000)
-        recent = list(self.frame_ms)[-250:]
+        recent = list(self.frame_times.draw_ms)[-250:]
         return {"profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
                 "outcomes": [m.outcome for m in list(self.conv.metrics)[-20:]],
                 "render_ms_p50": sorted(recent)[len(recent) // 2] if recent else None, "stage_ms": stage,
@@ -335,6 +342,5 @@ class KioskApp:
             self.renderer.present()
             if self.recorder is not None:
                 self.recorder.add_frame(self.renderer.rgb(), index=k)
-            self.frames += 1
-            self.frame_ms.append((time.perf_counter() - t0) * 1000)
+            self.frame_times.shown(k, t0, time.perf_counter())
             await asyncio.sleep(0)  # let the conversation's callbacks run between frames
