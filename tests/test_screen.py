@@ -67,9 +67,9 @@ def test_every_state_renders_distinctly(renderer, animator, tmp_path):
         images[name] = img.astype(int)
     for (a, ia), (b, ib) in itertools.combinations(images.items(), 2):
         assert np.abs(ia - ib).mean() > 1.0, f"{a} and {b} look the same"
-    # the face sits in the top square of a portrait screen; the error screen hides it
-    assert renderer.face_rect.size == (360, 360)
-    face_area = (slice(0, 360), slice(0, 360))
+    # the face fills the width and the top four fifths of a portrait screen; the error screen hides it
+    assert renderer.face_rect.size == (360, 512)
+    face_area = (slice(0, 300), slice(0, 360))
     assert np.abs(images["idle"][face_area] - images["error"][face_area]).mean() > 30
 
 
@@ -93,12 +93,29 @@ def test_cyrillic_glyphs_are_real(renderer):
     assert len(lines) >= 3 and all(renderer.font(24).size(line)[0] <= 200 for line in lines)
 
 
-def test_landscape_layout_puts_the_face_left():
-    r = Renderer(DisplayConfig(width=800, height=480), headless=True)
+def mouth_row(r) -> int:
+    return r.face_rect.y + int(0.62 * r.face_rect.h)  # where the rig puts every face's mouth
+
+
+@pytest.mark.parametrize("size", [(1080, 1920), (1920, 1080), (360, 640), (800, 480)])
+def test_the_face_fills_the_screen_and_the_captions_never_cover_the_mouth(size):
+    w, h = size
+    r = Renderer(DisplayConfig(width=w, height=h), headless=True)
     try:
-        assert r.face_rect.x == 0 and r.face_rect.h == 480 and r.panel.x == 480
-        r.draw(STATES["speaking"], np.full((512, 512, 3), 200, np.uint8))
-        assert r.rgb().shape == (480, 800, 3)
+        face = np.zeros((512, 512, 3), np.uint8)
+        face[int(0.62 * 512):int(0.62 * 512) + 4] = (255, 0, 0)      # a red line across the mouth
+        r.draw(ScreenModel(state=KioskState.SPEAKING, heard="Когда открыт музей?",
+                           saying="Музей открыт каждый день с 10 утра до 6 вечера, кроме понедельника."), face)
+        img = r.rgb()
+        rows = np.where((img[..., 0] > 200) & (img[..., 1] < 60))[0]
+        assert len(rows) and abs(int(rows.mean()) - mouth_row(r)) <= 0.01 * h + 6  # the mouth, fully red
+        if h > w:
+            assert r.face_rect.w == w and r.face_rect.h >= 0.8 * h - 1       # portrait: width and 4/5 of the height
+        else:
+            assert r.face_rect.h == h and abs(r.face_rect.centerx - w // 2) <= 1  # landscape: full height, centred
+        assert r._band_at[1] > mouth_row(r) + 4                        # the fade starts below the mouth
+        band = img[r.panel.y + r.pad:, r.pad:w - r.pad]
+        assert band.mean() < 90 and (band > 200).any()                  # dark backdrop, light caption
     finally:
         r.close()
         # the module's renderer owns the display again for the following tests

@@ -17,14 +17,18 @@ pygame must own the main thread: construct, draw and present from the main threa
 constructor refuses other threads). ``display.fullscreen`` takes the whole screen and hides the
 cursor (the box); otherwise a ``width`` x ``height`` window (a dev checkout). ``headless=True`` or
 ``display.sdl_driver = "dummy"`` renders offscreen. The font is ``display.font`` or DejaVu Sans
-(Cyrillic). Layout: portrait screens put the face on top and the text panel below it;
-landscape screens put the face on the left and the panel on the right.
+(Cyrillic). Layout, chosen from the screen's shape: a portrait screen (1080×1920) shows the face
+across its whole width and the top four fifths of its height, cropped at the sides rather than
+shrunk; a landscape screen (1920×1080) shows it the full height, centred. Captions and the state
+cues sit in a band along the bottom, over a soft gradient that lets the shoulders show through and
+never reaches the eyes or the mouth. The face image is scaled once per frame from the animator's
+output (the photo was upscaled once, at provisioning).
 
 States (``ScreenModel.state``): idle (face alive, a hint to say hello), listening (a green ring, a
 "Listening" cue and a live level meter), thinking (animated dots; the visitor's words shown),
 speaking (the visitor's words small and grey, the reply's caption large), provisioning (a progress
 bar with the step's name), error (a big plain message and what to do, no face). A ``notice`` (a
-refused USB stick's reason) is a band at the bottom of the text panel in any state but error.
+refused USB stick's reason) is a band at the bottom of the caption band in any state but error.
 """
 
 from __future__ import annotations
@@ -107,19 +111,35 @@ class Renderer:
 
     def _layout(self) -> None:
         w, h = self.size
-        if h >= w * 1.15:   # portrait: face on top
-            side = min(w, int(h * 0.6))
-            self.face_rect = self.pg.Rect((w - side) // 2, 0, side, side)
-            self.panel = self.pg.Rect(0, side, w, h - side)
-        else:               # landscape: face on the left
-            side = min(h, int(w * 0.6))
-            self.face_rect = self.pg.Rect(0, (h - side) // 2, side, side)
-            self.panel = self.pg.Rect(side, 0, w - side, h)
-        base = max(14, min(self.panel.w // 18, self.panel.h // 9))
+        pg = self.pg
+        # The rig frames every face alike: the mouth sits at ~62 % of the face image's height, so
+        # the band and its fade stop short of it (portrait: 50 % of the screen; landscape: 62 %).
+        if h >= w * 1.15:   # portrait: the face across the width, the top four fifths
+            self.face_rect = pg.Rect(0, 0, w, int(h * 0.8))
+            band, fade = int(h * 0.28), int(h * 0.14)
+        else:               # landscape: the face the full height, centred
+            side = min(w, h)
+            self.face_rect = pg.Rect((w - side) // 2, 0, side, h)
+            band, fade = int(h * 0.22), int(h * 0.08)
+        self.panel = pg.Rect(0, h - band, w, band)
+        base = max(14, min(w // 22, band // 8))
         self.fs_caption = base
         self.fs_small = max(12, int(base * 0.72))
         self.fs_big = max(18, int(base * 1.45))
         self.pad = max(8, base // 2)
+        # The band's backdrop: a fade from transparent to the background colour above it (blended
+        # each frame: only this strip is, the band itself is a plain fill), then the band.
+        grad = pg.Surface((w, fade), pg.SRCALPHA)
+        grad.fill((*BG, 0))
+        pixels = pg.surfarray.pixels_alpha(grad)
+        pixels[:, :] = np.linspace(0, 255, fade).astype(np.uint8)[None, :]
+        del pixels  # unlock the surface
+        self._band = grad
+        self._band_at = (0, h - band - fade)
+        # What the face does not cover is filled (not the whole screen: 2 MP a frame at 1080×1920).
+        f = self.face_rect
+        self._uncovered = [rect for rect in (pg.Rect(0, 0, f.x, h), pg.Rect(f.right, 0, w - f.right, h),
+                                             pg.Rect(0, f.bottom, w, h - f.bottom)) if rect.w > 0 and rect.h > 0]
 
     def font(self, size: int, bold: bool = False):
         key = (bold, size)
@@ -187,25 +207,35 @@ class Renderer:
         if face is None:
             self.pg.draw.rect(self.screen, PANEL, r)
             return
-        img = face if face.shape[:2] == (r.h, r.w) else cv2.resize(
-            face, (r.w, r.h), interpolation=cv2.INTER_LINEAR if r.w > face.shape[1] else cv2.INTER_AREA)
+        # Cover the face's rectangle: scale until both sides fill it, crop what overflows at the
+        # sides (background) or the bottom (chest) — never the top of the head.
+        fh, fw = face.shape[:2]
+        scale = max(r.w / fw, r.h / fh)
+        cw, ch = min(fw, round(r.w / scale)), min(fh, round(r.h / scale))
+        x0 = (fw - cw) // 2
+        crop = face[:ch, x0:x0 + cw]
+        img = crop if crop.shape[:2] == (r.h, r.w) else cv2.resize(
+            crop, (r.w, r.h), interpolation=cv2.INTER_LINEAR if r.w > cw else cv2.INTER_AREA)
         if dim > 0:
             img = (img.astype(np.float32) * (1 - dim)).astype(np.uint8)
         img = np.ascontiguousarray(img)
-        surf = self.pg.image.frombuffer(img.tobytes(), (r.w, r.h), "RGB")
+        surf = self.pg.image.frombuffer(img, (r.w, r.h), "RGB")  # the array's own memory: no copy
         self.screen.blit(surf, r.topleft)
 
     def draw(self, model: ScreenModel, face: np.ndarray | None, t: float | None = None):
         """Draw one frame of ``model`` (and the face image) and return the screen surface."""
         t = self._frames / self.fps if t is None else t
         self._frames += 1
-        self.screen.fill(BG)
         state = KioskState(model.state)
         if state == KioskState.ERROR:
+            self.screen.fill(BG)
             self._error(model)
             return self.screen
+        for rect in self._uncovered:
+            self.screen.fill(BG, rect)
         self._face(face, dim=0.45 if state == KioskState.PROVISIONING else 0.0)
-        self.pg.draw.rect(self.screen, PANEL, self.panel)
+        self.screen.blit(self._band, self._band_at)
+        self.screen.fill(BG, self.panel)
         p = self.panel.inflate(-2 * self.pad, -2 * self.pad)
         if model.notice:  # the notice takes the bottom of the panel; the state draws above it
             band = self._notice(model.notice, p)
