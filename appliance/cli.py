@@ -120,8 +120,10 @@ def main(argv: list[str] | None = None, *, run=None) -> int:
     try:
         settings = paths.load_settings(args.config)
     except config_mod.ConfigError as e:
-        log.error("%s", e, extra=logs.fields(logs.CONFIG_ERROR))
-        print(str(e), file=sys.stderr)
+        if logs.under_journald():  # once: the journal also captures stderr
+            log.error("%s", e, extra=logs.fields(logs.CONFIG_ERROR))
+        else:
+            print(str(e), file=sys.stderr)
         if args.command != "run":
             return 2
         # The daemon stays up on its defaults and shows the error on the maintenance screen (exiting

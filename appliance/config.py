@@ -12,6 +12,8 @@ prints the whole schema as a commented TOML file, so the docs and the code canno
 
 # No `from __future__ import annotations` here: the validator reads the real field types.
 import dataclasses
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +183,8 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
     # bool is an int in Python; a TOML `true` must not pass as a number and vice versa.
     if not isinstance(value, tp) or (tp in (int, float) and isinstance(value, bool)):
         raise ConfigError(f"config: {key} = {value!r} is not accepted: expected {_type_name(tp)}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"config: {key} = {value!r} is not accepted: expected a finite number")
     meta = f.metadata
     if meta.get("choices") is not None and value not in meta["choices"]:
         accepted = ", ".join(repr(c) for c in meta["choices"])
@@ -209,12 +213,31 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+LANGUAGES = ("en", "ru")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # an id from the manifest, never a path
+_HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")              # an Ed25519 public key
+
+
 def from_dict(data: dict) -> Config:
     """Validate a parsed TOML document into a :class:`Config` (raises :class:`ConfigError`)."""
     cfg = _build(Config, data, "")
-    if not set(cfg.session.languages) <= {"en", "ru"} or not cfg.session.languages:
-        raise ConfigError(f"config: session.languages = {cfg.session.languages!r} is not accepted: "
-                          "a non-empty list of 'en' and/or 'ru'")
+    for key, langs in (("session.languages", cfg.session.languages), ("llm.languages", cfg.llm.languages)):
+        if not langs or not set(langs) <= set(LANGUAGES):
+            raise ConfigError(f"config: {key} = {langs!r} is not accepted: a non-empty list of 'en' and/or 'ru'")
+    for key, value in (("stt.model", cfg.stt.model), ("llm.model", cfg.llm.model),
+                       ("tts.english_voice", cfg.tts.english_voice), ("tts.model", cfg.tts.model)):
+        if ".." in value or not _MODEL_ID.match(value):
+            raise ConfigError(f"config: {key} = {value!r} is not accepted: a model id from the model list "
+                              "(`avatar-kiosk models list`), not a path")
+    for k in cfg.provisioning.trusted_keys:
+        if not isinstance(k, str) or not _HEX_KEY.match(k.strip()):
+            raise ConfigError(f"config: provisioning.trusted_keys has {k!r}, which is not a public key: each is the "
+                              "64-character hex line `avatar-kiosk bundle keygen` printed")
+    for name in ("state_dir", "cache_dir", "models_dir", "runtime_dir"):
+        value = getattr(cfg.paths, name)
+        if value and not Path(value).is_absolute():
+            raise ConfigError(f"config: paths.{name} = {value!r} is not accepted: an absolute path "
+                              "(a relative one would depend on the folder the kiosk was started from)")
     return cfg
 
 
@@ -226,6 +249,7 @@ def load(path: Path | None) -> Config:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"config: cannot read {path}: {e.__class__.__name__}: {e}") from e
+    text = text.removeprefix("\ufeff")  # a byte-order mark from a Windows editor: not part of the TOML
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

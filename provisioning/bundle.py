@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,30 +108,72 @@ def verify_signature(data: bytes, signature_hex: str, trusted_keys_hex: list[str
 
 def keygen(prefix: Path) -> tuple[Path, str]:
     """Write ``<prefix>.key`` (PEM private key, keep it on the installer's laptop) and return the
-    public key as hex (goes into the kiosk's config: provisioning.trusted_keys)."""
+    public key as hex (goes into the kiosk's config: provisioning.trusted_keys). Never replaces a
+    key: every kiosk that trusts the old one would refuse the site's next bundles."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    key_file, pub_file = prefix.with_suffix(".key"), prefix.with_suffix(".pub")
+    for f in (key_file, pub_file):
+        if f.exists():
+            raise BundleError(f"{f} already exists — a site keeps its key: kiosks trust it. To make a new one "
+                              "anyway, choose another name (and put its public key in every kiosk's config).")
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    key_file = prefix.with_suffix(".key")
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-    prefix.with_suffix(".pub").write_text(pub + "\n")
+    fd = os.open(pub_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pub + "\n")
     return key_file, pub
 
 
+def foreign_files(out: Path) -> list[str]:
+    """Files in ``out`` that its own manifest does not list: not ours to replace. A folder without a
+    readable manifest is all foreign (unless empty)."""
+    present = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() or p.is_symlink()]
+    try:
+        listed = {e.path for e in parse_manifest((out / MANIFEST).read_bytes())}
+    except (OSError, BundleError):
+        listed = set()
+    if listed:
+        listed |= {MANIFEST, SIGNATURE}
+    return sorted(p for p in present if p not in listed)
+
+
 def build(src: Path, out: Path, *, key: Path | None = None) -> list[Entry]:
-    """Copy ``src`` to ``out`` (if different) and write its manifest (and signature with ``key``)."""
-    if out.resolve() != src.resolve():
+    """Copy ``src`` to ``out`` (if different) and write its manifest (and signature with ``key``).
+
+    ``out`` is replaced only when it is empty or a bundle built before (every file in it listed by
+    its manifest); a folder holding anything else is refused with :class:`BundleError`, never
+    emptied. The new bundle is written next to it and renamed into place, so a failure part-way
+    leaves the old one whole."""
+    if out.resolve() == src.resolve():
+        return _write_manifest(out, key)
+    if out.exists():
+        foreign = foreign_files(out) if out.is_dir() else [out.name]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise BundleError(f"{out} already holds files that are not part of a bundle ({shown}) — "
+                              "choose a new or empty folder, e.g. /media/stick/anna")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        shutil.copytree(src, tmp / "b", symlinks=False, ignore=shutil.ignore_patterns(MANIFEST, SIGNATURE, ".*"))
+        entries = _write_manifest(tmp / "b", key)
         if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(src, out, symlinks=False,
-                        ignore=shutil.ignore_patterns(MANIFEST, SIGNATURE, ".*"))
+            os.replace(out, tmp / "old")     # only files the old manifest listed: ours to replace
+        os.replace(tmp / "b", out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return entries
+
+
+def _write_manifest(out: Path, key: Path | None) -> list[Entry]:
     entries = scan(out)
     data = render_manifest(entries)
     (out / MANIFEST).write_bytes(data)

@@ -83,7 +83,11 @@ def bundle(settings: Settings, args) -> int:
             print("usage: avatar-kiosk bundle keygen OUT_PREFIX", file=sys.stderr)
             return 2
         prefix = Path(args.out or args.src)
-        key_file, pub = bundle_fmt.keygen(prefix)
+        try:
+            key_file, pub = bundle_fmt.keygen(prefix)
+        except bundle_fmt.BundleError as e:
+            print(f"problem: {e}", file=sys.stderr)
+            return 1
         print(f"private key: {key_file} (keep it on this laptop; never copy it to a stick)")
         print(f"public key:  {pub}")
         print("put the public key in each kiosk's /etc/avatar-kiosk/config.toml:")
@@ -94,10 +98,12 @@ def bundle(settings: Settings, args) -> int:
         return 2
     src, out = Path(args.src), Path(args.out)
     problems = check_source(src)
-    if out.exists() and out.resolve() != src.resolve() and (not out.is_dir() or (
-            any(out.iterdir()) and not (out / bundle_fmt.MANIFEST).is_file())):
-        problems.append(f"{out} already exists and is not a bundle: it would be replaced — choose a new folder, "
-                        "e.g. /media/stick/anna")
+    if out.exists() and out.resolve() != src.resolve():
+        foreign = bundle_fmt.foreign_files(out) if out.is_dir() else [out.name]
+        if foreign:
+            problems.append(f"{out} already holds files that are not part of a bundle ({', '.join(foreign[:5])}"
+                            f"{' …' if len(foreign) > 5 else ''}) — choose a new or empty folder, e.g. "
+                            "/media/stick/anna")
     rs, ro = src.resolve(), out.resolve()
     if rs != ro and (rs in ro.parents or ro in rs.parents):
         problems.append("the bundle folder and the source folder must not be inside each other")
@@ -105,7 +111,11 @@ def bundle(settings: Settings, args) -> int:
         for p in problems:
             print(f"problem: {p}", file=sys.stderr)
         return 1
-    entries = bundle_fmt.build(src, out, key=args.key)
+    try:
+        entries = bundle_fmt.build(src, out, key=args.key)
+    except bundle_fmt.BundleError as e:
+        print(f"problem: {e}", file=sys.stderr)
+        return 1
     total = sum(e.size for e in entries)
     print(f"bundle written to {out}: {len(entries)} files, {total / 2**20:.1f} MB"
           + (", signed" if args.key else ", unsigned"))

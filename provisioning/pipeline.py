@@ -106,6 +106,11 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
         progress(step, 0.0)
 
     with durable.provision_lock(paths):
+        # Under the lock no other provisioning runs: a job-* folder here is a killed one's leftover
+        # (it would wait for the daemon's next start otherwise). Only our own job-* folders go.
+        for stale in paths.staging_dir.glob("job-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+            notes.append(f"removed {stale.name}, left by a provisioning that was stopped")
         job = paths.staging_dir / f"job-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
             cfg = settings.config.provisioning

@@ -93,9 +93,51 @@ def test_cli_build_never_replaces_a_folder_that_is_not_a_bundle(src, tmp_path, c
     stick.mkdir()
     (stick / "holiday.jpg").write_bytes(b"precious")
     rc = cli.main(["--config", str(settings.paths.config_file), "bundle", "build", str(src), str(stick)])
-    assert rc == 1 and "already exists and is not a bundle" in capsys.readouterr().err
+    assert rc == 1 and "not part of a bundle (holiday.jpg)" in capsys.readouterr().err
     assert (stick / "holiday.jpg").read_bytes() == b"precious"
     assert cli.main(["--config", str(settings.paths.config_file), "bundle", "build", str(src),
                      str(stick / "anna")]) == 0
     assert cli.main(["--config", str(settings.paths.config_file), "bundle", "build", str(src),
                      str(stick / "anna")]) == 0  # rebuilding over an earlier bundle is fine
+
+
+def test_a_stray_manifest_does_not_make_a_folder_ours_to_delete(src, tmp_path, capsys, settings):
+    """A stick's root holding a bundle's manifest.toml among other files: both files survive."""
+    from appliance import cli
+
+    dest = tmp_path / "stick"
+    (dest / "sub").mkdir(parents=True)
+    (dest / "thesis.txt").write_text("four years of work")
+    (dest / "sub" / "photos.txt").write_text("list")
+    (dest / "manifest.toml").write_bytes(bundle.render_manifest([]))
+    rc = cli.main(["--config", str(settings.paths.config_file), "bundle", "build", str(src), str(dest)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "sub/photos.txt" in err and "thesis.txt" in err
+    assert (dest / "thesis.txt").read_text() == "four years of work" and (dest / "sub" / "photos.txt").exists()
+    with pytest.raises(bundle.BundleError):                    # the library refuses too, not only the CLI
+        bundle.build(src, dest)
+    assert (dest / "thesis.txt").exists()
+
+
+def test_rebuilding_a_bundle_replaces_only_what_it_wrote(src, tmp_path):
+    dest = tmp_path / "anna"
+    bundle.build(src, dest)
+    first = {e.path for e in bundle.scan(dest)}
+    bundle.build(src, dest)
+    assert {e.path for e in bundle.scan(dest)} == first and not list(tmp_path.glob(".anna.building-*"))
+    (dest / "my-notes.txt").write_text("mine")                  # the installer added a file: not ours
+    with pytest.raises(bundle.BundleError, match="my-notes.txt"):
+        bundle.build(src, dest)
+    assert (dest / "my-notes.txt").read_text() == "mine" and (dest / bundle.MANIFEST).is_file()
+
+
+def test_keygen_never_replaces_a_sites_key(tmp_path, capsys, settings):
+    from appliance import cli
+
+    cfg = ["--config", str(settings.paths.config_file)]
+    assert cli.main([*cfg, "bundle", "keygen", str(tmp_path / "site")]) == 0
+    key = (tmp_path / "site.key").read_bytes()
+    capsys.readouterr()
+    assert cli.main([*cfg, "bundle", "keygen", str(tmp_path / "site")]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "site.key").read_bytes() == key           # the old private key is still there

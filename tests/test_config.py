@@ -44,6 +44,11 @@ def test_values_are_read_and_ints_widen_to_floats(tmp_path):
     ('vad = 3\n', "vad = 3 is not accepted: expected a [vad] table"),
     ('[session]\nlanguages = ["de"]\n', "session.languages = ['de'] is not accepted"),
     ('[vad\n', "is not valid TOML"),
+    ('[llm]\ntemperature = nan\n', "llm.temperature = nan is not accepted: expected a finite number"),
+    ('[llm]\nlanguages = ["xx"]\n', "llm.languages = ['xx'] is not accepted: a non-empty list of 'en' and/or 'ru'"),
+    ('[stt]\nmodel = "../../../etc/passwd"\n', "stt.model = '../../../etc/passwd' is not accepted: a model id"),
+    ('[provisioning]\ntrusted_keys = ["nothex"]\n', "trusted_keys has 'nothex', which is not a public key"),
+    ('[paths]\nstate_dir = "state"\n', "paths.state_dir = 'state' is not accepted: an absolute path"),
 ])
 def test_bad_input_names_key_value_and_what_is_accepted(tmp_path, text, expected):
     f = tmp_path / "config.toml"
@@ -53,6 +58,12 @@ def test_bad_input_names_key_value_and_what_is_accepted(tmp_path, text, expected
     msg = str(e.value)
     assert expected in msg
     assert "\n" not in msg  # one line, for the journal and the terminal
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path):
+    f = tmp_path / "config.toml"
+    f.write_bytes("\ufeff[llm]\ntemperature = 0.4\n".encode("utf-8"))  # as Windows Notepad saves it
+    assert config.load(f).llm.temperature == 0.4
 
 
 def test_unreadable_file(tmp_path):
@@ -102,6 +113,7 @@ def test_cli_stops_with_one_clear_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "appliance", "config"], env=env, capture_output=True, text=True)
     assert r.returncode == 2
     assert "config: llm.temperature = 9.0 is out of range: accepted 0.0 … 2.0" in r.stderr
+    assert r.stderr.count("llm.temperature") == 1  # once, not once per handler
     assert "Traceback" not in r.stderr
 
 

@@ -124,6 +124,13 @@ def test_say_and_ask_over_the_control_socket(kiosk):
     assert len(words(asked["reply"])) >= 2, asked  # the real LLM answered in words
     empty = control(kiosk["sock"], {"cmd": "say", "text": "  "}, timeout=10)
     assert empty == {"ok": False, "error": "nothing to say"}
+    # what the kiosk cannot say is refused with a reason, at once (it used to speak French as English)
+    for request, reason in [({"text": "Bonjour", "language": "fr"}, "not one the kiosk speaks"),
+                            ({"text": "你好，欢迎来到博物馆"}, "only English and Russian"),
+                            ({"text": "word " * 12_000}, "at most 1000"),
+                            ({"text": "9" * 500}, "number too long")]:
+        refused = control(kiosk["sock"], {"cmd": "say", **request}, timeout=10)
+        assert not refused["ok"] and reason in refused["error"], refused
 
 
 def test_a_broken_stick_is_refused_and_the_old_persona_keeps_answering(kiosk):

@@ -538,3 +538,15 @@ def test_unpinned_lipsync_weights_get_a_site_pin_from_the_bundle(kiosk, good_src
     assert r.ok, r.message
     assert any(f"installed model file {m.id}/{f.name}" in n for n in r.notes), r.notes
     assert models_mod.check_file(m, f, own).ok
+
+
+def test_a_killed_provisionings_staging_is_cleared_by_the_next_one(kiosk, good_src, tmp_path):
+    settings, before = kiosk
+    staging_dir = settings.paths.staging_dir
+    left = staging_dir / "job-20261201T000000-999"          # what a kill mid-copy leaves behind
+    (left / "voice").mkdir(parents=True)
+    (left / "voice" / "take1.wav").write_bytes(b"\0" * 4096)
+    b = build(good_src, tmp_path / "stick")
+    (b / bundle.MANIFEST).unlink()                          # the next stick is refused, fast
+    r = assert_refused(settings, before, b, "manifest-missing")
+    assert not left.exists() and any("job-20261201T000000-999" in n for n in r.notes)

@@ -235,6 +235,9 @@ class KioskApp:
         text = str(request.get("text", "")).strip()
         if not text:
             return {"ok": False, "error": "nothing to say" if cmd == "say" else "nothing to ask"}
+        problem = unspeakable(text, request.get("language"))
+        if problem:
+            return {"ok": False, "error": problem}
         language = request.get("language") or guess_language(text, self.conv.languages[0])
         if cmd == "say":
             await self.conv.say(text, language)
@@ -344,3 +347,23 @@ class KioskApp:
                 self.recorder.add_frame(self.renderer.rgb(), index=k)
             self.frame_times.shown(k, t0, time.perf_counter())
             await asyncio.sleep(0)  # let the conversation's callbacks run between frames
+
+
+MAX_COMMAND_CHARS = 1000  # a minute of speech: more is a mistake (or an attack), not an announcement
+
+
+def unspeakable(text: str, language: object) -> str | None:
+    """Why the kiosk will not say ``text`` (a technician's ``say`` / ``ask``), or None."""
+    import re
+
+    if language not in (None, "", "en", "ru"):
+        return f"language {language!r} is not one the kiosk speaks: en or ru"
+    if len(text) > MAX_COMMAND_CHARS:
+        return f"the text is {len(text)} characters long: at most {MAX_COMMAND_CHARS}"
+    if re.search(r"\d{21,}", text):
+        return "the text has a number too long to say (more than 20 digits)"
+    letters = [c for c in text if c.isalpha()]
+    ours = sum(1 for c in letters if c.isascii() or "\u0400" <= c <= "\u04ff")
+    if letters and ours < 0.8 * len(letters):
+        return "the kiosk speaks only English and Russian: this text is mostly in another script"
+    return None
