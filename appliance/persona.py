@@ -7,6 +7,7 @@ Validation errors are phrased for an installer (they appear on the kiosk's scree
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +49,13 @@ def _text(data: dict, key: str, *, required: bool = False) -> str:
     if not isinstance(value, str):
         raise PersonaError(f"persona.toml: '{key}' must be text")
     value = value.strip()
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
-        raise PersonaError(f"persona.toml: '{key}' contains invisible control characters — retype it in a text editor")
+    # Control characters, and format characters (Unicode "Cf": right-to-left overrides, zero-width
+    # spaces): invisible in the editor, they reorder or hide what the screen and the profile list show.
+    hidden = sorted({f"U+{ord(c):04X}" for c in value
+                     if (ord(c) < 32 and c not in "\n\t") or unicodedata.category(c) == "Cf"})
+    if hidden:
+        raise PersonaError(f"persona.toml: '{key}' contains invisible characters ({', '.join(hidden[:3])}) — "
+                           "retype it in a plain text editor")
     if required and not value:
         raise PersonaError(f"persona.toml has no '{key}' — every persona needs a {key}")
     limit = LIMITS.get(key)
@@ -86,6 +92,8 @@ def from_dict(data: dict) -> Persona:
     names = data.get("names", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and 0 < len(n) <= LIMITS["name"] for n in names):
         raise PersonaError("persona.toml: 'names' must be a list of short texts")
+    for n in names:
+        _text({"names": n}, "names")
     known = {"name", "age", "languages", "description", "interests", "style", "greeting", "avoid",
              "wake_mode", "wake_word", "names"}
     unknown = sorted(set(data) - known)

@@ -8,6 +8,7 @@ can fix by cropping) rather than as *no face*.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,12 @@ def load_rgb(path: Path) -> np.ndarray:
             rgb = np.asarray(im.convert("RGB"))
     except ProvisionError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # refused by Pillow before it told us the size: read it off
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(m[1]) // 1_000_000} megapixels" if m else "hundreds of megapixels"
+        raise _bad("photo-too-large", f"The photo is {size} — use one under {MAX_PIXELS // 1_000_000} "
+                   "megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise _bad("photo-unreadable", f"The photo ({path.name}) cannot be opened — it is damaged or not a "
                    f"JPEG/PNG; export it again ({e.__class__.__name__})") from None
     if min(rgb.shape[:2]) < MIN_SIDE:

@@ -95,9 +95,11 @@ def load_mono16k(path: Path) -> tuple[np.ndarray, int, int, float]:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except ProvisionError:
         raise
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/ValueError for broken files
-        raise _bad("voice-corrupt", f"The recording {path.name} is damaged or not a WAV sound file — export it "
-                   f"again ({str(e).splitlines()[0][:80]})") from None
+    except Exception:  # soundfile raises LibsndfileError/RuntimeError/ValueError for broken files
+        # (its message names the file by its staging path: of no use to the installer, so left out)
+        size = path.stat().st_size if path.exists() else 0
+        what = "is empty (0 bytes)" if size == 0 else "is damaged or not a WAV sound file"
+        raise _bad("voice-corrupt", f"The recording {path.name} {what} — export it again as WAV") from None
     if data.size == 0 or rate <= 0:
         raise _bad("voice-corrupt", f"The recording {path.name} is empty — export it again")
     if not np.isfinite(data).all():
@@ -174,7 +176,9 @@ def check_voices(paths: list[Path], min_speech_s: float) -> VoiceCheck:
     vc = VoiceCheck(files, chunks)
     need = f"record at least {min_speech_s:.0f} seconds of speech (5–10 minutes is best)"
     if vc.speech_s < min_speech_s:
-        raise _bad("voice-too-short", f"The voice recordings hold only {vc.speech_s:.0f} seconds of speech — {need}")
+        why = f" ({'; '.join(vc.notes[:3])})" if vc.notes else ""
+        raise _bad("voice-too-short", f"The voice recordings hold only {vc.speech_s:.0f} seconds of speech{why} "
+                   f"— {need}")
     if vc.usable_s < min_speech_s:
         reasons = "; ".join(vc.notes[:3])
         raise _bad("voice-quality", f"Only {vc.usable_s:.0f} seconds of the recordings are clean enough ({reasons}) "

@@ -550,3 +550,42 @@ def test_a_killed_provisionings_staging_is_cleared_by_the_next_one(kiosk, good_s
     (b / bundle.MANIFEST).unlink()                          # the next stick is refused, fast
     r = assert_refused(settings, before, b, "manifest-missing")
     assert not left.exists() and any("job-20261201T000000-999" in n for n in r.notes)
+
+
+def test_a_photo_far_too_big_is_named_too_big_not_damaged(kiosk, good_src, tmp_path):
+    """20000×20000 pixels (400 MP): Pillow refuses it before giving its size; the reason is the size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    settings, before = kiosk
+    src = copy_src(good_src, tmp_path / "src")
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    (src / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
+    assert_refused(settings, before, build(src, tmp_path / "stick"), "photo-too-large",
+                   "400 megapixels", "under 40 megapixels")
+
+
+def test_noise_is_named_as_noise(kiosk, good_src, tmp_path):
+    from appliance.audio.wav import write_wav
+
+    settings, before = kiosk
+    src = copy_src(good_src, tmp_path / "src")
+    shutil.rmtree(src / "voice")
+    (src / "voice").mkdir()
+    noise = np.random.default_rng(0).normal(0, 0.2, 90 * 16000).astype(np.float32)
+    write_wav(src / "voice" / "hall.wav", noise, 16000)
+    assert_refused(settings, before, build(src, tmp_path / "stick"), "voice-too-short",
+                   "0 seconds of speech", "hall.wav: too much background noise")
+
+
+@pytest.mark.parametrize("content, words", [(b"", "is empty (0 bytes)"),
+                                            (b"these are my notes, not a recording\n", "not a WAV sound file")])
+def test_a_wav_that_is_not_audio_gets_a_reason_without_internal_paths(kiosk, good_src, tmp_path, content, words):
+    settings, before = kiosk
+    src = copy_src(good_src, tmp_path / "src")
+    (src / "voice" / "take9.wav").write_bytes(content)
+    r = assert_refused(settings, before, build(src, tmp_path / "stick"), "voice-corrupt", "take9.wav", words)
+    assert "/" not in r.message and "staging" not in r.message

@@ -28,7 +28,8 @@ def test_the_sample_persona_loads():
     (lambda t: t.replace("age = 34", "age = 400"), "'age'"),
     (lambda t: t.replace('wake_mode = "open"', 'wake_mode = "clap"'), "'wake_mode'"),
     (lambda t: 'wake_word = "hey_siri"\n' + t, "'wake_word'"),
-    (lambda t: t.replace('style = "Warm and brief."', 'style = "Warm\\u0007brief"'), "control characters"),
+    (lambda t: t.replace('name = "Anna"', 'name = "An\u202ena\u200b"'), "'name' contains invisible characters (U+200B, U+202E)"),
+    (lambda t: t.replace('style = "Warm and brief."', 'style = "Warm\\u0007brief"'), "invisible characters (U+0007)"),
     (lambda t: "colour = 'red'\n" + t, "unknown field 'colour'"),
 ])
 def test_bad_personas(change, words):
