@@ -60,13 +60,15 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wav", type=Path, required=True)
     sp.add_argument("--out", type=Path, help="write what the kiosk said to this WAV")
     sp.add_argument("--realtime", action="store_true", help="feed the recording at real-time speed")
-    sp = cmd("bench", "appliance.bench:main", "measure per-stage latencies (and --face / --voice / --wer / --lipsync / --production)")
+    sp = cmd("bench", "appliance.bench:main", "measure per-stage latencies (and --face / --voice / --wer / --lipsync / --safety / --production)")
     sp.add_argument("--turns", type=int, default=8)
     sp.add_argument("--face", action="store_true", help="measure the face animator's ms per frame")
     sp.add_argument("--voice", action="store_true", help="measure voice similarity to the profile's samples")
     sp.add_argument("--wer", action="store_true",
                     help="Russian word error rate through the listening path vs whisper base with ru fixed")
     sp.add_argument("--limit", type=int, help="--wer: only the first N prompts")
+    sp.add_argument("--safety", action="store_true",
+                    help="the question guard on the red-team set and on ordinary museum questions")
     sp.add_argument("--lipsync", action="store_true",
                     help="judge the rendered mouth against the voice with an independent face-landmark pass")
     sp.add_argument("--json", type=Path, help="also write the figures as JSON")

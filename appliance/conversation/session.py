@@ -55,6 +55,15 @@ class Session:
             text, FACTS_PER_QUESTION, language=language, exclude=self.standing.get(language, ()))
         return [*prefix, *self.history.messages, ChatMessage("user", prompt.with_facts(text, facts))]
 
+    def system_text(self, language: str) -> str:
+        """The system prompt a turn in ``language`` runs under (the reply must never read it out)."""
+        prefix = self.prefixes.get(language) or next(iter(self.prefixes.values()), [])
+        return prefix[0].content if prefix else ""
+
+    def name_in(self, language: str) -> str:
+        """The persona's name as said in ``language``."""
+        return prompt.russian_name(self.persona) if language == "ru" else self.persona.name
+
     def can_answer(self, language: str) -> bool:
         """Whether the LLM speaks ``language``; otherwise the fixed :func:`fallback_reply`."""
         return language in self.llm_languages

@@ -45,7 +45,7 @@ from ..messages import (
     Utterance,
 )
 from ..paths import Paths
-from . import safety
+from . import guard, safety
 from .chunker import SentenceChunker
 from .session import Session
 from .storage import TurnRecord, TurnStore
@@ -225,7 +225,13 @@ class Turns:
         voice = asyncio.get_running_loop().create_task(speak_all())
         try:
             clock.llm_started()
-            if not self.session.can_answer(language) or self.engines.llm is None:
+            verdict = guard.check_question(text, language, self.session.name_in(language))
+            if verdict.category:  # decided outside the model: it is not asked at all
+                clock.no_llm()
+                log.info("question answered by the guard", extra=logs.fields(turn_id=turn_id, stage="guard",
+                                                                             code=verdict.category))
+                await sentences.put(ReplySentence(turn_id, 0, verdict.answer, language, fixed=True))
+            elif not self.session.can_answer(language) or self.engines.llm is None:
                 clock.no_llm()
                 await sentences.put(ReplySentence(turn_id, 0, self.session.fixed_reply(language), language,
                                                   fixed=True))
@@ -248,6 +254,7 @@ class Turns:
         self.workers.llm.stream(self.engines.llm.generate, self.session.messages(text, language), cancel,
                                 on_item=pieces.put_nowait, on_done=pieces.put_nowait, gate=gate)
         chunker = SentenceChunker()
+        system = self.session.system_text(language)
         index = 0
         try:
             while True:
@@ -261,6 +268,8 @@ class Turns:
                     closed, last = chunker.feed(piece), False
                 for s in closed:
                     verdict = safety.check_sentence(s, language)
+                    if guard.echoes(s, system):  # the prompt is the kiosk's, never read out
+                        verdict = safety.Verdict(safety.REDIRECT.get(language, safety.REDIRECT["en"]), True)
                     if verdict.text:
                         clock.sentence()
                         if index == 0 and not last:
