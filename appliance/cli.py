@@ -67,6 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wer", action="store_true",
                     help="Russian word error rate through the listening path vs whisper base with ru fixed")
     sp.add_argument("--limit", type=int, help="--wer: only the first N prompts")
+    sp.add_argument("--soak", type=float, metavar="MINUTES",
+                    help="run the real kiosk busy for MINUTES; print its memory, open files and threads each minute")
     sp.add_argument("--safety", action="store_true",
                     help="the question guard on the red-team set and on ordinary museum questions")
     sp.add_argument("--lipsync", action="store_true",

@@ -109,19 +109,31 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
         faces = _run(det, img, scale=scale)
         sh, sw = img.shape[:2]
         if not faces and max(sh, sw) > TILE * 1.5:
-            found: list[Face] = []
-            step = TILE // 2
-            for ty in range(0, max(1, sh - TILE + step), step):
-                for tx in range(0, max(1, sw - TILE + step), step):
-                    tile = np.ascontiguousarray(img[ty:ty + TILE, tx:tx + TILE])
-                    if tile.shape[0] < 64 or tile.shape[1] < 64:
-                        continue
-                    found += _run(det, tile, tx, ty, scale=1.0)
-            found = [Face(int(f.x / scale), int(f.y / scale), int(f.w / scale), int(f.h / scale), f.score)
-                     for f in found]
-            for f in sorted(found, key=lambda f: -f.score):  # non-maximum suppression across tiles
-                if all(_iou(f, g) < 0.3 for g in faces):
-                    faces.append(f)
+            faces = _tiled(det, img, scale)
+        if not faces and max(h, w) * 2 <= DETECT_MAX_SIDE * 1.5:
+            # Still nothing: perhaps a face too small for the detector (~40 px). Look again at twice the
+            # size, so the installer hears "the face is only N pixels wide", not "no face was found".
+            big = cv2.resize(rgb, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC)
+            faces = _tiled(det, big, 2.0) if max(h, w) * 2 > TILE * 1.5 else _run(det, big, scale=2.0)
+    return faces
+
+
+def _tiled(det, img: np.ndarray, scale: float) -> list[Face]:
+    """Detection over overlapping tiles of ``img`` (``scale`` = img pixels per photo pixel)."""
+    sh, sw = img.shape[:2]
+    found: list[Face] = []
+    step = TILE // 2
+    for ty in range(0, max(1, sh - TILE + step), step):
+        for tx in range(0, max(1, sw - TILE + step), step):
+            tile = np.ascontiguousarray(img[ty:ty + TILE, tx:tx + TILE])
+            if tile.shape[0] < 64 or tile.shape[1] < 64:
+                continue
+            found += _run(det, tile, tx, ty, scale=1.0)
+    found = [Face(int(f.x / scale), int(f.y / scale), int(f.w / scale), int(f.h / scale), f.score) for f in found]
+    faces: list[Face] = []
+    for f in sorted(found, key=lambda f: -f.score):  # non-maximum suppression across tiles
+        if all(_iou(f, g) < 0.3 for g in faces):
+            faces.append(f)
     return faces
 
 

@@ -589,3 +589,16 @@ def test_a_wav_that_is_not_audio_gets_a_reason_without_internal_paths(kiosk, goo
     (src / "voice" / "take9.wav").write_bytes(content)
     r = assert_refused(settings, before, build(src, tmp_path / "stick"), "voice-corrupt", "take9.wav", words)
     assert "/" not in r.message and "staging" not in r.message
+
+
+def test_a_face_too_small_to_detect_is_named_too_small(kiosk, good_src, tmp_path):
+    """A face ~20 px wide: the detector misses it at its size; the reason is its size, not "no face"."""
+    import cv2
+
+    settings, before = kiosk
+    src = copy_src(good_src, tmp_path / "src")
+    canvas = np.full((600, 600, 3), 205, np.uint8)
+    canvas[260:324, 260:324] = cv2.resize(T.photo("one"), (64, 64), interpolation=cv2.INTER_AREA)
+    T.save_photo(canvas, src / "photo.png")
+    r = assert_refused(settings, before, build(src, tmp_path / "stick"), "face-too-small", "pixels wide")
+    assert "is only" in r.message and int(r.message.split("is only ")[1].split()[0]) < 40

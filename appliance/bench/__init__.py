@@ -10,8 +10,8 @@ the endpointer's decision to the first reply audio handed to the speaker. The ov
 compares that with the sum of the stage times on the critical path (end-of-speech, STT, LLM first
 sentence, TTS first chunk): 1.0 means the pipeline adds nothing between stages.
 
-``--face``, ``--voice``, ``--wer``, ``--lipsync`` and ``--safety`` hand over to :mod:`.face`,
-:mod:`.voice`, :mod:`.wer`, :mod:`.lipsync` and :mod:`.safety`; ``--production`` to
+``--face``, ``--voice``, ``--wer``, ``--lipsync``, ``--safety`` and ``--soak`` hand over to
+:mod:`.face`, :mod:`.voice`, :mod:`.wer`, :mod:`.lipsync`, :mod:`.safety` and :mod:`.soak`; ``--production`` to
 :mod:`.production` (production engines, random weights, built by :mod:`.models`). This package is the
 measuring tools only: the runtime never imports it (only the CLI does).
 """
@@ -145,6 +145,8 @@ def main(settings, args) -> int:
         return _hook("appliance.bench.lipsync", settings, args)
     if getattr(args, "safety", False):
         return _hook("appliance.bench.safety", settings, args)
+    if getattr(args, "soak", None):
+        return _hook("appliance.bench.soak", settings, args)
     rc = 0
     if getattr(args, "face", False):
         rc |= _hook("appliance.bench.face", settings, args)
