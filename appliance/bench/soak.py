@@ -105,12 +105,12 @@ def run(settings, args) -> int:
             counts["failed"] += 0 if ok else 1
             minute = int(now // 60)
             if minute != last_minute:
+                last_minute = minute
+                samples.append({"minute": minute, **proc_stats(proc.pid), **counts})  # before the idle ones
                 idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(20)]
                 for s in idle:
                     s.connect(str(sock))
                 counts["idle_connections"] += len(idle)
-                last_minute = minute
-                samples.append({"minute": minute, **proc_stats(proc.pid), **counts})
                 s = samples[-1]
                 print(f"{minute:6d} {s['rss_mb']:8.1f} {s['files']:6d} {s['threads']:8d}  "
                       f"{counts['status']} status, {counts['ask']} ask, {counts['say']} say, "
