@@ -236,3 +236,14 @@ def test_phrase_cache_synthesizes_once_per_text_and_voice(tmp_path):
     cache.get(tts, "Hello there!", "ru")
     assert Counting.calls == 2
     assert len(list((tmp_path / "phrases").glob("*.npy"))) == 2
+
+
+def test_a_recording_speaker_for_a_long_run_keeps_only_its_last_seconds():
+    from appliance.audio.speaker import RecordingSpeaker
+
+    kept, everything = RecordingSpeaker(16000, keep_s=1.0), RecordingSpeaker(16000)
+    for sp in (kept, everything):
+        for _ in range(500):            # 10 s in 20 ms frames
+            sp.advance(0.02)
+    assert 16000 <= len(kept.recording()) <= 16000 + 320   # one second (and the frame that crossed it)
+    assert len(everything.recording()) == 160000            # the demo's: all of it, for its WAV

@@ -17,14 +17,16 @@ def has_display() -> bool:
         os.environ.get("SDL_VIDEODRIVER") not in (None, "", "dummy", "offscreen")
 
 
-def devices(settings: Settings, visitor=None):
-    """(microphone, speaker): a WAV-file visitor with a recording speaker, else the sound card."""
+def devices(settings: Settings, visitor=None, *, keep_s: float | None = None):
+    """(microphone, speaker): a WAV-file visitor with a recording speaker (keeping the last ``keep_s``
+    seconds it played, or all), else the sound card."""
     from ..audio.mic import PyAudioMic, WavFileMic
     from ..audio.speaker import PyAudioSpeaker, RecordingSpeaker
 
     a = settings.config.audio
     if visitor:
-        return WavFileMic(visitor, realtime=True, frame_ms=a.frame_ms), RecordingSpeaker(a.output_rate, a.volume)
+        return (WavFileMic(visitor, realtime=True, frame_ms=a.frame_ms),
+                RecordingSpeaker(a.output_rate, a.volume, keep_s=keep_s))
     return (PyAudioMic(a.input_device, frame_ms=a.frame_ms, reconnect_s=a.reconnect_s),
             PyAudioSpeaker(a.output_rate, a.output_device, a.volume))
 
@@ -32,7 +34,8 @@ def devices(settings: Settings, visitor=None):
 def make_app(settings: Settings, args: Any) -> KioskApp:
     """The app for the daemon, from ``run``'s options."""
     visitor = getattr(args, "visitor", None)
-    mic, speaker = devices(settings, visitor)
+    keeps_all = getattr(args, "speaker_out", None) or getattr(args, "record", None)
+    mic, speaker = devices(settings, visitor, keep_s=None if keeps_all else 60.0)
     return KioskApp(settings, mic=mic, speaker=speaker,
                     headless=bool(getattr(args, "headless", False)) or not has_display(),
                     record=getattr(args, "record", None),

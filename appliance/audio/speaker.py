@@ -157,9 +157,13 @@ class RecordingSpeaker(Speaker):
 
     virtual = True
 
-    def __init__(self, rate: int = 22050, volume: float = 1.0) -> None:
+    def __init__(self, rate: int = 22050, volume: float = 1.0, keep_s: float | None = None) -> None:
         super().__init__(rate, volume)
-        self._recorded: list[np.ndarray] = []
+        self._recorded: deque[np.ndarray] = deque()
+        self._kept = 0
+        # None: keep everything (a demo, --speaker-out); else only the last keep_s seconds — a service
+        # run on a recorded visitor for hours (the soak) must not hold all it "played" (5 MB a minute).
+        self._keep = None if keep_s is None else int(keep_s * rate)
         self._carry = 0.0
 
     def advance(self, seconds: float) -> None:
@@ -169,6 +173,9 @@ class RecordingSpeaker(Speaker):
         if n > 0:
             out = self._pull(n)
             self._recorded.append(out)
+            self._kept += len(out)
+            while self._keep is not None and self._kept - len(self._recorded[0]) >= self._keep:
+                self._kept -= len(self._recorded.popleft())
 
     def recording(self) -> np.ndarray:
         return np.concatenate(self._recorded) if self._recorded else np.zeros(0, np.float32)
