@@ -39,7 +39,7 @@ class Outcome:
 
 def converse(settings, engines, audio: np.ndarray, *, echo_gain: float = 0.0, echo_delay_s: float = 0.04,
              noise_rms: float = 0.0, guard=None, persona=None, stop_after_audio_s=None,
-             speaker_rate: int = 16000, room=None, on_event=None) -> Outcome:
+             speaker_rate: int = 16000, room=None, on_event=None, knowledge=None) -> Outcome:
     speaker = RecordingSpeaker(speaker_rate)
     mic = WavFileMic(samples=audio, frame_ms=settings.config.audio.frame_ms)
     if echo_gain or noise_rms:
@@ -54,7 +54,7 @@ def converse(settings, engines, audio: np.ndarray, *, echo_gain: float = 0.0, ec
 
     store = TurnStore(settings.paths.db_path, settings.config.privacy)
     conv = Conversation(settings, persona or demo_persona(), engines, mic, speaker, on_event=sink,
-                        store=store, echo_guard=guard)
+                        store=store, echo_guard=guard, knowledge=knowledge)
     out.conv = conv
     try:
         asyncio.run(conv.run(stop_after_audio_s=stop_after_audio_s))

@@ -58,3 +58,16 @@ def test_a_reply_reading_the_system_prompt_out_is_stopped(settings, models_dir):
     assert "who once trained as an astronaut" not in said and "Never talk about" not in said
     assert said.endswith(safety.REDIRECT["en"])            # the reply stopped there, with the redirect
     assert guard.echoes("I love rockets and stars.", leak) is False
+
+
+def test_a_fact_from_the_sheet_is_said_although_it_sits_in_the_prompt(settings, models_dir):
+    """The standing facts ride in the system prompt; saying one word for word is the point."""
+    from kiosk_helpers import REPO, demo_persona
+
+    from appliance.knowledge import Knowledge
+
+    fact = "The museum is open every day from 10 in the morning to 6 in the evening, except Mondays."
+    eng = Engines(stt=FakeSTT("When is the museum open?"), llm=FakeLLM(fact), tts=FakeTTS())
+    out = converse(settings, eng, np.concatenate([speech(models_dir, "What is your name?"), silence(6.0)]),
+                   persona=demo_persona(), knowledge=Knowledge.load(REPO / "assets" / "demo" / "knowledge.md"))
+    assert " ".join(e.text for e in out.of(SentenceReady)) == fact

@@ -56,9 +56,9 @@ class Session:
         return [*prefix, *self.history.messages, ChatMessage("user", prompt.with_facts(text, facts))]
 
     def system_text(self, language: str) -> str:
-        """The system prompt a turn in ``language`` runs under (the reply must never read it out)."""
-        prefix = self.prefixes.get(language) or next(iter(self.prefixes.values()), [])
-        return prefix[0].content if prefix else ""
+        """The persona's instructions for ``language`` (the reply must never read them out). Not the
+        standing facts that follow them in the prefix: those are there to be said."""
+        return prompt.system_prompt(self.persona, language if language in self.prefixes else "en")
 
     def name_in(self, language: str) -> str:
         """The persona's name as said in ``language``."""
