@@ -28,6 +28,7 @@ from appliance.messages import (
     SpeechStarted,
     Transcribed,
     TurnDone,
+    TurnFailed,
     TurnMetrics,
     UtteranceCut,
     VisitorGone,
@@ -425,3 +426,30 @@ def test_stopping_mid_reply_abandons_the_turn_instead_of_hanging(settings, quest
     assert any(isinstance(e, AudioQueued) for e in events)  # it had started speaking
     assert not speaker.busy  # nothing left queued to play
     assert len(speaker.recording()) / 22050 <= stop_at + 0.5
+
+
+class SilentOrBrokenTTS(FakeTTS):
+    """Says nothing for (or fails on) the reply's first sentence; speaks the rest."""
+
+    def __init__(self, broken: bool) -> None:
+        super().__init__()
+        self.broken = broken
+
+    def synthesize(self, text, language):
+        if "friend" in text:
+            if self.broken:
+                raise RuntimeError("the voice engine died")
+            return
+        yield from super().synthesize(text, language)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["says nothing", "fails"])
+def test_a_first_sentence_without_audio_never_holds_the_llm(settings, question, broken):
+    llm = FakeLLM("Hello there, my young friend and visitor. Then we talk. And more.", delay_s=0.005)
+    out = converse(settings, Engines(stt=FakeSTT(), llm=llm, tts=SilentOrBrokenTTS(broken)),
+                   np.concatenate([question, silence(6.0)]))
+    done = out.of(TurnDone)
+    if broken:   # the turn fails cleanly (and the kiosk goes on listening), it does not hang
+        assert [d.outcome for d in done] == ["error"] and out.of(TurnFailed)
+    else:        # the rest of the reply is spoken
+        assert [d.outcome for d in done] == ["replied"] and "And more." in out.replies()[0]

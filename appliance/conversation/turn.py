@@ -218,9 +218,19 @@ class Turns:
         spoken: list[str] = []
 
         async def speak_all() -> None:
-            while (sentence := await sentences.get()) is not None:
-                await self.speak(sentence, clock)
-                spoken.append(sentence.text)
+            try:
+                while (sentence := await sentences.get()) is not None:
+                    await self.speak(sentence, clock)
+                    spoken.append(sentence.text)
+            except Exception:
+                # The voice failed: the LLM must neither wait for it (gate) nor fill a queue nobody
+                # empties. Stop it, take what it still hands over, and let the turn fail.
+                self.llm_gate.set()
+                if self.cancel is not None:
+                    self.cancel.set()
+                while await sentences.get() is not None:
+                    pass
+                raise
 
         voice = asyncio.get_running_loop().create_task(speak_all())
         try:
@@ -297,6 +307,14 @@ class Turns:
         else:
             self.workers.tts.stream(tts.synthesize, sentence.text, sentence.language,
                                     on_item=chunks.put_nowait, on_done=chunks.put_nowait)
+        try:
+            await self._queue_chunks(sentence, chunks, clock, t0)
+        finally:
+            self.llm_gate.set()  # a sentence that said nothing (or failed) must not hold the LLM back
+
+    async def _queue_chunks(self, sentence: ReplySentence, chunks: asyncio.Queue, clock: TurnClock | None,
+                            t0: float) -> None:
+        host, tts = self.host, self.engines.tts
         while (item := await chunks.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
