@@ -113,3 +113,13 @@ def test_long_sessions_keep_bounded_memory():
     assert len(tr._chunks) <= 120 * rate // 4096 + 2
     assert tr.pose_at((n - 10) * 4096 / rate).open > 0.2     # recent speech is still there
     assert tr.pose_at(1.0) == MouthPose()                     # ten minutes ago is forgotten
+
+
+def test_a_quiet_night_does_not_grow_the_mouth_track():
+    from appliance.face.mouth import KEEP_S, MouthTracker
+
+    tr = MouthTracker(16000, fps=25)
+    tr.add(np.full(1600, 0.1, np.float32), 0)
+    for k in range(10 * KEEP_S * 25):          # ten times the kept span of frames, with no new audio
+        tr.pose_at_frame(k)
+    assert len(tr._raw) <= 2 * KEEP_S * 25 + 9

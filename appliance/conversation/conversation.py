@@ -38,6 +38,7 @@ from ..knowledge import Knowledge
 from ..lang import guess_language
 from ..messages import (
     MIC_RATE,
+    AudioQueued,
     BargeIn,
     KioskState,
     NoReply,
@@ -59,6 +60,7 @@ from .workers import Workers
 
 log = logging.getLogger("appliance.conversation")
 EVENTS_KEPT = 2000
+_NO_AUDIO = np.zeros(0, np.float32)
 EventSink = Callable[[object], None]
 
 
@@ -126,7 +128,10 @@ class Conversation:
 
     # ------------------------------------------------------------------ TurnHost (for .turn)
     def emit(self, item: TurnEvent | ScreenModel) -> None:
-        if not isinstance(item, ScreenModel):
+        if isinstance(item, AudioQueued):
+            # The record keeps that it was said, not the sound: 2000 events of reply audio held ~200 MB.
+            self.events.append(replace(item, chunk=replace(item.chunk, samples=_NO_AUDIO)))
+        elif not isinstance(item, ScreenModel):
             self.events.append(item)
         if self.on_event is not None:
             try:

@@ -141,6 +141,9 @@ class MouthTracker:
             width = min(1.0, max(0.0, (centroid - 1300.0) / 1500.0))
             feat = (db, width)
         self._raw[frame] = feat
+        if len(self._raw) > 2 * KEEP_S * self.fps:  # a quiet night adds 25 a second with no audio to prune them
+            old = frame - KEEP_S * self.fps
+            self._raw = {k: v for k, v in self._raw.items() if k >= old}
         return feat
 
     def pose_at_frame(self, frame: int) -> MouthPose:
