@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from dataclasses import replace
@@ -354,8 +355,6 @@ MAX_COMMAND_CHARS = 1000  # a minute of speech: more is a mistake (or an attack)
 
 def unspeakable(text: str, language: object) -> str | None:
     """Why the kiosk will not say ``text`` (a technician's ``say`` / ``ask``), or None."""
-    import re
-
     if language not in (None, "", "en", "ru"):
         return f"language {language!r} is not one the kiosk speaks: en or ru"
     if len(text) > MAX_COMMAND_CHARS:

@@ -16,6 +16,7 @@ The reply is checked again sentence by sentence (:mod:`.safety`), and never echo
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -140,7 +141,13 @@ def check_question(text: str, language: str, name: str = "Anna") -> Verdict:
 
 def echoes(sentence: str, prompt: str, n: int = 7) -> bool:
     """Whether ``sentence`` repeats ``n`` words in a row of ``prompt`` (the system prompt leaking)."""
-    words = re.findall(r"\w+", prompt.lower())
-    grams = {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+    grams = _grams(prompt, n)
     said = re.findall(r"\w+", sentence.lower())
     return any(" ".join(said[i:i + n]) in grams for i in range(len(said) - n + 1))
+
+
+@functools.lru_cache(maxsize=8)
+def _grams(prompt: str, n: int) -> frozenset[str]:
+    """The prompt's n-word runs: computed once per prompt, not once per reply sentence."""
+    words = re.findall(r"\w+", prompt.lower())
+    return frozenset(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
