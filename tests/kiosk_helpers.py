@@ -26,10 +26,11 @@ def demo_persona():
 
 @functools.cache
 def stt(models_dir: Path):
+    from appliance.config import SttConfig
     from appliance.engines.stt_whisper import WhisperSTT
 
     m = models_mod.load_manifest(MANIFEST).get("whisper-base")
-    w = WhisperSTT(m.path(models_dir))
+    w = WhisperSTT(m.path(models_dir), window_margin_s=SttConfig().window_margin_s)  # the kiosk's window
     w.warm()
     w._warmed = True
     return w

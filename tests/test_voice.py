@@ -106,3 +106,31 @@ def test_the_piper_engine_speaks_in_the_profiles_matched_voice(manifest, models_
     assert f_matched == pytest.approx(2 * f_stock, rel=0.15)
     matched.use_voice_profile(None)
     assert matched.voice_id == stock.voice_id and matched.matcher is None
+
+
+def test_matched_in_pieces_cut_between_words_sounds_as_matched_whole(synth, embedder):
+    from appliance.voice.match import FIRST_PIECE_S, VoiceProfile, quiet_cut
+
+    audio, rate = synth(HELD_OUT[0])
+    cut = quiet_cut(audio, rate)
+    assert cut is not None and FIRST_PIECE_S[0] * rate <= cut <= FIRST_PIECE_S[1] * rate
+    # the cut lies in the quietest 10 ms of its range: far below the speech around it
+    around = audio[int(FIRST_PIECE_S[0] * rate): int(FIRST_PIECE_S[1] * rate)]
+    at = audio[cut - rate // 200: cut + rate // 200]
+    assert np.sqrt(np.mean(at ** 2)) < 0.2 * np.sqrt(np.mean(around ** 2))
+
+    matcher = VoiceMatcher(VoiceProfile(
+        target_f0=220.0, source_f0=110.0, alpha=1.2))
+    pieces = list(matcher.pieces(audio, rate))
+    whole = matcher.apply(audio, rate)
+    joined = np.concatenate(pieces)
+    assert len(pieces) == 2 and abs(len(joined) - len(whole)) <= rate * 0.01
+    assert len(pieces[0]) <= FIRST_PIECE_S[1] * rate + rate // 100  # what the visitor hears first is short
+    # same voice (speaker embedding) and same pitch as converting the sentence whole
+    assert cosine(embedder.embed(band_limit(joined, rate, 8000)), embedder.embed(band_limit(whole, rate, 8000))) > 0.95
+    assert median_f0(joined, rate) == pytest.approx(median_f0(whole, rate), rel=0.05)
+    # no click at the seam: the samples there are as quiet as the pause they were cut in
+    seam = joined[len(pieces[0]) - rate // 200: len(pieces[0]) + rate // 200]
+    assert np.max(np.abs(seam)) < 0.5 * np.max(np.abs(joined))
+    # a clip too short to split is converted whole
+    assert len(list(matcher.pieces(audio[: int(0.8 * rate)], rate))) == 1

@@ -75,15 +75,18 @@ class PiperEspeakTTS:
         if not text:
             return
         if language == "ru":
-            yield self._russian(text)
+            audio, rate = self.russian.synthesize(text)
+            yield from self._pieces(resample(audio, rate, self.sample_rate), self.ru_matcher)
             return
         for chunk in self.voice.synthesize(text):  # one chunk per sentence piper finds
-            yield self._match(chunk.audio_float_array.astype(np.float32))
+            yield from self._pieces(chunk.audio_float_array.astype(np.float32), self.matcher)
 
-    def _russian(self, text: str) -> np.ndarray:
-        audio, rate = self.russian.synthesize(text)
-        audio = resample(audio, rate, self.sample_rate)
-        return self.ru_matcher.apply(audio, self.sample_rate) if self.ru_matcher is not None else audio
+    def _pieces(self, audio: np.ndarray, matcher) -> Iterator[np.ndarray]:
+        # Matched in pieces: the first words play while the rest is still being converted.
+        if matcher is None:
+            yield audio
+        else:
+            yield from matcher.pieces(audio, self.sample_rate)
 
     def _russian_matcher(self, vp):
         """The profile's pitch target for the Russian voice (its own median pitch, measured once)."""
@@ -97,6 +100,3 @@ class PiperEspeakTTS:
         lo, hi = RU_PITCH_RANGE
         target = min(max(vp.target_f0, self._ru_f0 * lo), self._ru_f0 * hi)
         return VoiceMatcher(replace(vp, source_f0=self._ru_f0, target_f0=target, alpha=1.0))
-
-    def _match(self, audio: np.ndarray) -> np.ndarray:
-        return self.matcher.apply(audio, self.sample_rate) if self.matcher is not None else audio
