@@ -103,6 +103,8 @@ class LlmConfig:
     # invented "8 лун" for Jupiter though the sheet says otherwise; at 0.3 it keeps to the sheet.
     temperature: float = _f(0.3, "Sampling temperature (low: the kiosk keeps to its fact sheet).", lo=0.0, hi=2.0)
     repeat_penalty: float = _f(1.3, "Repetition penalty (small models loop without one).", lo=1.0, hi=3.0)
+    head_start: bool = _f(True, "Start writing the reply on the early transcript, while the end of speech is still "
+                          "being confirmed (dropped if the visitor goes on).")
     history_turns: int = _f(6, "Visitor turns kept in the conversation history.", lo=0, hi=50)
     languages: list = _f(["en", "ru"], "Languages the model can answer in; a turn in another persona language gets "
                          "a fixed, honest reply in that language (set [\"en\"] for an English-only model "

@@ -111,10 +111,12 @@ class TurnMetrics:
     tts_first_chunk_s: float = 0.0
     ttfa_s: float = 0.0          # visitor stopped speaking -> first reply audio handed to the speaker
     reply_chars: int = 0
+    llm_head_start_s: float = 0.0  # the LLM started this long before the end of speech was confirmed
 
     @property
     def critical_path_s(self) -> float:
-        return self.eos_s + self.stt_s + self.llm_first_sentence_s + self.tts_first_chunk_s
+        # A head start overlaps the LLM with the end-of-speech wait: that part is not on the path.
+        return self.eos_s + self.stt_s + self.llm_first_sentence_s + self.tts_first_chunk_s - self.llm_head_start_s
 
 
 # ---------------------------------------------------------------------------------- turn events

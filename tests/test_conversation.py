@@ -360,6 +360,62 @@ def test_speech_after_the_pause_throws_the_early_transcript_away(settings, quest
     assert cut.duration > 2 * len(said) / 16000
 
 
+class NotedLLM(FakeLLM):
+    """Notes in ``log`` when it is asked (and how its generations ended)."""
+
+    def __init__(self, log: list, reply: str, delay_s: float = 0.0) -> None:
+        super().__init__(reply, delay_s)
+        self.log, self.endings = log, []
+
+    def generate(self, messages, cancel):
+        self.log.append("llm")
+        n = 0
+        for piece in super().generate(messages, cancel):
+            n += 1
+            yield piece
+        self.endings.append((messages[-1].content, "cancelled" if cancel.is_set() else f"{n} pieces"))
+
+
+def test_the_reply_starts_on_the_early_transcript(settings, models_dir):
+    # The LLM is asked while the end-of-speech silence is still being confirmed, once, and the
+    # turn speaks what that generation wrote: the head start is the turn's own reply.
+    log: list = []
+    llm = NotedLLM(log, "Hi, I am Anna.")
+    eng = Engines(stt=LengthSTT(log), llm=llm, tts=FakeTTS())
+    out = converse(settings, eng, np.concatenate([speech(models_dir, "What is your name?"), silence(1.5)]),
+                   on_event=lambda e: log.append(type(e).__name__))
+    assert log.count("llm") == 1 and log.index("stt") < log.index("llm") < log.index("UtteranceCut")
+    assert out.replies() == ["Hi, I am Anna."]
+    m = out.of(TurnDone)[0].metrics
+    assert 0 < m.llm_head_start_s < 0.6  # started before the turn did, within the end-of-speech wait
+    # off: the LLM waits for the confirmed end
+    log.clear()
+    llm = NotedLLM(log, "Hi, I am Anna.")
+    off = converse(with_cfg(settings, "llm", head_start=False), Engines(stt=LengthSTT(log), llm=llm, tts=FakeTTS()),
+                   np.concatenate([speech(models_dir, "What is your name?"), silence(1.5)]),
+                   on_event=lambda e: log.append(type(e).__name__))
+    assert log.index("UtteranceCut") < log.index("llm") and off.of(TurnDone)[0].metrics.llm_head_start_s == 0
+
+
+def test_speech_after_the_pause_drops_the_reply_begun_on_it(settings, question):
+    # The visitor pauses 350 ms mid-sentence: a reply to the half-sentence starts, and must stop
+    # the moment they go on; the turn answers the whole utterance, once.
+    log: list = []
+    llm = NotedLLM(log, " ".join(["word"] * 30) + ".", delay_s=0.03)  # ~0.9 s: cannot finish in the pause
+    eng = Engines(stt=LengthSTT(log), llm=llm, tts=FakeTTS())
+    loud = np.flatnonzero(np.abs(question) > 500)
+    said = question[loud[0]:loud[-1] + 1]
+    out = converse(settings, eng, np.concatenate([said, silence(0.35), said, silence(1.5)]))
+    cut = out.of(UtteranceCut)[0]
+    whole = f"{round(cut.duration * 16000)} samples"
+    assert [e.text for e in out.of(Transcribed)] == [whole]
+    # (piper pauses at the comma too: each pause starts a reply, each is stopped when speech goes on)
+    *dropped, kept = llm.endings
+    assert dropped and all(q != whole and how == "cancelled" for q, how in dropped), llm.endings
+    assert kept == (whole, "30 pieces")                           # the whole one, spoken in full
+    assert len(out.replies()) == 1
+
+
 class SlowFirstSentenceTTS(FakeTTS):
     """Takes 0.3 s before the first sentence's audio, noting what the LLM wrote meanwhile."""
 

@@ -69,6 +69,11 @@ class Endpointer:
     def _pre_voiced_s(self) -> float:
         return sum(len(f) / MIC_RATE for _, f, v in self._pre if v)
 
+    @property
+    def t_last_voiced_end(self) -> float:
+        """Audio time the last voiced frame ended: a later one than a pause's means they went on."""
+        return self._t_last_voiced_end
+
     def process(self, frame: np.ndarray, t: float, is_speech: bool) -> VadEvent | None:
         """Feed one frame (int16, audio time ``t`` of its first sample) and its decision."""
         dur = len(frame) / MIC_RATE

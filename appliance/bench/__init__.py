@@ -41,7 +41,8 @@ QUESTIONS = [
 RU_PROMPTS = Path("/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU")
 RU_FALLBACK = {"hello": "Здравствуйте!", "one-moment-please": "Секундочку, пожалуйста."}
 TARGETS = {"ttfa_s": 2.0, "overhead_ratio": 1.05}  # each language's p50
-FIELDS = ("eos_s", "stt_s", "llm_first_token_s", "llm_first_sentence_s", "tts_first_chunk_s", "ttfa_s")
+FIELDS = ("eos_s", "stt_s", "llm_head_start_s", "llm_first_token_s", "llm_first_sentence_s", "tts_first_chunk_s",
+          "ttfa_s")
 
 
 def _hook(module: str, settings, args) -> int:
@@ -157,7 +158,8 @@ def main(settings, args) -> int:
     settings.paths.ensure()
     metrics = run_turns(settings, args.turns, show=print_turn)
     res = summarize(metrics)
-    labels = {"eos_s": "end-of-speech detection", "stt_s": "STT", "llm_first_token_s": "LLM first token",
+    labels = {"eos_s": "end-of-speech detection", "stt_s": "STT", "llm_head_start_s": "LLM head start (overlap)",
+              "llm_first_token_s": "LLM first token",
               "llm_first_sentence_s": "LLM first sentence", "tts_first_chunk_s": "TTS first chunk",
               "ttfa_s": "time to first audio"}
     print(f"{res['turns']} turns answered (of {args.turns})")

@@ -164,10 +164,13 @@ class Conversation:
             await self.ticker.next(timeout=0.05)
 
     def realtime_since(self) -> tuple[float, float] | None:
-        """Virtual time (:mod:`.pacing`): while an early transcription runs, the recording plays in
-        real time from when it started (wall, audio), as a device's microphone would."""
+        """Virtual time (:mod:`.pacing`): while an early transcription, or the reply's head start
+        on it, runs, the recording plays in real time from when it started (wall, audio), as a
+        device's microphone would: the end of speech is confirmed when it would be on a kiosk."""
         early = self._early
-        return None if early is None or early.future.done() else (early.wall_t0, early.audio_t0)
+        if early is None or (early.future.done() and not self.turns.head_running):
+            return None
+        return early.wall_t0, early.audio_t0
 
     def must_hold(self) -> bool:
         """Virtual time (:mod:`.pacing`): hold the recording while the kiosk decides on a barge-in,
@@ -267,7 +270,7 @@ class Conversation:
         stopped_at = self.speaker.flush()
         await self._abandon_turn()
         self.listener.reset()
-        self._early = None
+        self._drop_early()
         return stopped_at
 
     def release(self) -> None:
@@ -291,7 +294,7 @@ class Conversation:
         if self.mic is not None and self.mic.generation != self._mic_gen:
             self._mic_gen = self.mic.generation  # a reconnected device: audio before it is unrelated
             self.listener.reset()
-            self._early = None
+            self._drop_early()
         self._t_audio = t + len(frame) / MIC_RATE
         echo = self.listener.echo(frame)
         self.nudge()
@@ -305,21 +308,41 @@ class Conversation:
             self.emit(VisitorGone())
             self.set_screen(state=KioskState.IDLE, heard="", saying="")
         self.listener.hear(frame, t, echo)
+        early = self._early
+        if early is not None and self.listener.endpointer.t_last_voiced_end > early.t_speech_end:
+            self._drop_early()  # they went on speaking: what was heard so far is not the question
 
     def _pause(self, ev: VadEvent) -> None:
-        """The visitor paused: start transcribing what they said so far. If the silence goes on to
-        end the utterance, the turn takes this transcript (~0.4 s sooner than starting then); if they
-        go on speaking, it is thrown away (the endpointer's next pause or utterance supersedes it)."""
+        """The visitor paused: start transcribing what they said so far, and once that is heard,
+        start the reply to it (:meth:`.Turns.head_start`). If the silence goes on to end the
+        utterance, the turn takes both (~0.35 s + the transcription sooner than starting then);
+        if they go on speaking, both are dropped."""
         if self._held:
             return
+        self._drop_early()
         future = self.turns.transcribe(ev.samples)
-        future.add_done_callback(lambda _f: self.nudge())
-        self._early = EarlyTranscript(ev.t_speech_end, future, time.monotonic(), self._t_audio)
+        early = EarlyTranscript(ev.t_speech_end, future, time.monotonic(), self._t_audio)
+        future.add_done_callback(lambda f: self._early_heard(early, f))
+        self._early = early
+
+    def _early_heard(self, early: EarlyTranscript, fut: asyncio.Future) -> None:
+        self.nudge()
+        if self._early is early and not fut.cancelled() and fut.exception() is None \
+                and not self.turn_active and not self._held:
+            self.turns.head_start(fut.result())
+
+    def _drop_early(self) -> None:
+        self._early = None
+        self.turns.drop_head()
 
     def _take_early(self, ev: VadEvent) -> asyncio.Future | None:
-        """The early transcript, if it was of exactly this utterance (no voiced frame since)."""
+        """The early transcript, if it was of exactly this utterance (no voiced frame since); its
+        head start stays for the turn to adopt."""
         early, self._early = self._early, None
-        return early.future if early is not None and early.t_speech_end == ev.t_speech_end else None
+        if early is not None and early.t_speech_end == ev.t_speech_end:
+            return early.future
+        self.turns.drop_head()
+        return None
 
     def _utterance(self, ev: VadEvent) -> None:
         early = self._take_early(ev)

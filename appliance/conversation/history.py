@@ -33,6 +33,10 @@ class History:
             self.messages = []
         self.language = language
 
+    def for_language(self, language: str) -> list[ChatMessage]:
+        """The turns a question in ``language`` is asked under (:meth:`use_language` not yet applied)."""
+        return self.messages if self.language in (None, language) else []
+
     def touch(self, t: float) -> None:
         self.last_activity_t = t
 

@@ -53,7 +53,7 @@ class Session:
         prefix = self.prefixes.get(language, [])
         facts = [] if self.knowledge is None else self.knowledge.lookup(
             text, FACTS_PER_QUESTION, language=language, exclude=self.standing.get(language, ()))
-        return [*prefix, *self.history.messages, ChatMessage("user", prompt.with_facts(text, facts))]
+        return [*prefix, *self.history.for_language(language), ChatMessage("user", prompt.with_facts(text, facts))]
 
     def system_text(self, language: str) -> str:
         """The persona's instructions for ``language`` (the reply must never read them out). Not the

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -31,6 +31,7 @@ from ..engines.factory import Engines
 from ..messages import (
     MIC_RATE,
     AudioQueued,
+    ChatMessage,
     KioskState,
     NoReply,
     ReplySentence,
@@ -66,6 +67,17 @@ class TurnHost(Protocol):
     async def until_played(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class HeadStart:
+    """A reply the LLM began on the early transcript (:meth:`Turns.head_start`), before the end of
+    speech was confirmed: the turn adopts it if it asks exactly these messages, else it is dropped."""
+
+    messages: tuple[ChatMessage, ...]
+    cancel: threading.Event
+    pieces: asyncio.Queue
+    t0: float  # when the LLM was asked, on the wall clock
+
+
 class TurnClock:
     """The turn's figures as its stages report them, each taken at its first occurrence."""
 
@@ -83,8 +95,10 @@ class TurnClock:
     def stt_done(self) -> None:
         self.first("stt_s", self.t0)
 
-    def llm_started(self) -> None:
-        self._llm_t0 = time.monotonic()
+    def llm_started(self, at: float | None = None) -> None:
+        self._llm_t0 = time.monotonic() if at is None else at
+        if at is not None:  # a head start: the LLM ran while the end of speech was being confirmed
+            self.figures["llm_head_start_s"] = max(self.t0 - at, 0.0)
 
     def token(self) -> None:
         self.first("llm_first_token_s", self._llm_t0)
@@ -129,6 +143,7 @@ class Turns:
         self.llm_gate = threading.Event()
         self.llm_gate.set()
         self.producing = False                      # the turn may still queue reply audio
+        self._head: HeadStart | None = None         # a reply begun on the early transcript
 
     # ------------------------------------------------------------------ a spoken turn
     async def spoken(self, utt: Utterance, early: asyncio.Future | None = None) -> None:
@@ -170,10 +185,41 @@ class Turns:
             host.emit(TurnFailed(utt.turn_id, type(e).__name__))
             self._finish(rec, clock, "error", "")
         finally:
+            self.drop_head()  # not adopted (nothing heard, not addressed, a barge-in): stop it
             self.cancel = None
             self.producing = False
             host.set_screen(state=KioskState.LISTENING)
         return None
+
+    # ------------------------------------------------------------------ the head start
+    def head_start(self, heard: Transcript) -> None:
+        """Begin the reply to ``heard`` (the early transcript) now, while the endpointer still waits
+        out the end-of-speech silence (~0.35 s more here: STT takes ~0.25 s of its 0.6 s). Only what
+        the turn would ask the model anyway: the turn's own checks (confidence, guard, language)
+        come first, and the turn adopts this generation only if its messages are the same. If
+        the visitor goes on speaking the conversation drops it (:meth:`drop_head`)."""
+        self.drop_head()
+        session, lang = self.session, heard.language
+        if not self.cfg.llm.head_start or self.engines.llm is None or not heard.text \
+                or heard.confidence < self.cfg.stt.min_confidence or not session.can_answer(lang) \
+                or guard.check_question(heard.text, lang, session.name_in(lang)).category:
+            return
+        messages = tuple(session.messages(heard.text, lang))
+        cancel = threading.Event()
+        pieces: asyncio.Queue = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
+        self.llm_gate.set()
+        self.workers.llm.stream(self.engines.llm.generate, list(messages), cancel,
+                                on_item=pieces.put_nowait, on_done=pieces.put_nowait, gate=self.llm_gate)
+        self._head = HeadStart(messages, cancel, pieces, time.monotonic())
+
+    def drop_head(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            head.cancel.set()  # the worker stops at its next token; its queue goes with it
+
+    @property
+    def head_running(self) -> bool:
+        return self._head is not None
 
     def transcribe(self, samples: np.ndarray) -> asyncio.Future:
         """What the visitor said in ``samples`` (a Transcript, its turn id still blank), worked out in
@@ -256,13 +302,22 @@ class Turns:
 
     async def _generate(self, turn_id: str, text: str, language: str,
                         sentences: asyncio.Queue[ReplySentence | None], clock: TurnClock) -> None:
-        cancel = self.cancel = threading.Event()
-        # Bounded by construction: generation is capped at max_reply_tokens pieces.
-        pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
+        messages = self.session.messages(text, language)
         gate = self.llm_gate
         gate.set()
-        self.workers.llm.stream(self.engines.llm.generate, self.session.messages(text, language), cancel,
-                                on_item=pieces.put_nowait, on_done=pieces.put_nowait, gate=gate)
+        head, self._head = self._head, None
+        if head is not None and head.messages == tuple(messages):
+            cancel, pieces = head.cancel, head.pieces
+            self.cancel = cancel
+            clock.llm_started(at=head.t0)
+        else:
+            if head is not None:
+                head.cancel.set()
+            cancel = self.cancel = threading.Event()
+            # Bounded by construction: generation is capped at max_reply_tokens pieces.
+            pieces = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
+            self.workers.llm.stream(self.engines.llm.generate, messages, cancel,
+                                    on_item=pieces.put_nowait, on_done=pieces.put_nowait, gate=gate)
         chunker = SentenceChunker()
         system = self.session.system_text(language)
         index = 0
