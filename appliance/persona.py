@@ -16,6 +16,9 @@ WAKE_MODES = ("open", "wake", "name")
 WAKE_WORDS = ("okay_nabu", "hey_jarvis", "alexa", "hey_mycroft")  # the microWakeWord models that ship
 
 
+GENDERS = ("", "female", "male")
+
+
 class PersonaError(ValueError):
     pass
 
@@ -33,6 +36,9 @@ class Persona:
     wake_mode: str = ""        # empty = the kiosk's configured mode
     names: tuple[str, ...] = ()  # spellings spotted in 'name' mode (e.g. "Anna", "Анна")
     wake_word: str = ""        # 'wake' mode: which wake word; empty = the kiosk's configured one
+    # Russian grammar needs it: past tense and short adjectives agree with the speaker ("я рада" /
+    # "я рад"). Empty: the prompt does not say, and the model usually picks the masculine.
+    gender: str = ""           # "female", "male" or ""
 
     def greeting_for(self, language: str) -> str:
         return self.greeting.get(language) or next(iter(self.greeting.values()), f"Hello! I am {self.name}.")
@@ -89,13 +95,17 @@ def from_dict(data: dict) -> Persona:
     wake_word = data.get("wake_word", "")
     if wake_word and wake_word not in WAKE_WORDS:
         raise PersonaError(f"persona.toml: 'wake_word' = {wake_word!r} — use one of {', '.join(WAKE_WORDS)}")
+    gender = data.get("gender", "")
+    if gender not in GENDERS:
+        raise PersonaError(f"persona.toml: 'gender' = {gender!r} — use \"female\" or \"male\" (for Russian grammar), "
+                           "or leave it out")
     names = data.get("names", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and 0 < len(n) <= LIMITS["name"] for n in names):
         raise PersonaError("persona.toml: 'names' must be a list of short texts")
     for n in names:
         _text({"names": n}, "names")
     known = {"name", "age", "languages", "description", "interests", "style", "greeting", "avoid",
-             "wake_mode", "wake_word", "names"}
+             "wake_mode", "wake_word", "names", "gender"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PersonaError(f"persona.toml: unknown field '{unknown[0]}' — known fields: {', '.join(sorted(known))}")
@@ -103,7 +113,7 @@ def from_dict(data: dict) -> Persona:
         name=name, age=age, languages=tuple(langs), description=_text(data, "description"),
         interests=_text(data, "interests"), style=_text(data, "style"),
         greeting={k: v.strip() for k, v in greeting.items()}, avoid=_text(data, "avoid"),
-        wake_mode=wake, names=tuple(names), wake_word=wake_word,
+        wake_mode=wake, names=tuple(names), wake_word=wake_word, gender=gender,
     )
 
 

@@ -31,6 +31,7 @@ def test_the_sample_persona_loads():
     (lambda t: t.replace('name = "Anna"', 'name = "An\u202ena\u200b"'), "'name' contains invisible characters (U+200B, U+202E)"),
     (lambda t: t.replace('style = "Warm and brief."', 'style = "Warm\\u0007brief"'), "invisible characters (U+0007)"),
     (lambda t: "colour = 'red'\n" + t, "unknown field 'colour'"),
+    (lambda t: 'gender = "woman"\n' + t, "'gender' = 'woman' — use \"female\" or \"male\""),
 ])
 def test_bad_personas(change, words):
     with pytest.raises(persona.PersonaError) as e:
@@ -40,3 +41,15 @@ def test_bad_personas(change, words):
 
 def test_wake_word_is_kept():
     assert load('name = "A"\nwake_mode = "wake"\nwake_word = "hey_jarvis"\n').wake_word == "hey_jarvis"
+
+
+def test_gender_reaches_the_russian_prompt_and_primer():
+    from appliance.conversation import prompt
+
+    woman, man, unsaid = (load(f'name = "Anna"\nlanguages = ["ru"]\n{g}') for g in
+                          ('gender = "female"\n', 'gender = "male"\n', ""))
+    assert woman.gender == "female" and man.gender == "male" and unsaid.gender == ""
+    assert "женском роде" in prompt.system_prompt(woman, "ru") and "Рада" in prompt.primer(woman, "ru")[1].content
+    assert "мужском роде" in prompt.system_prompt(man, "ru") and "Рад " in prompt.primer(man, "ru")[1].content
+    assert "роде" not in prompt.system_prompt(unsaid, "ru")
+    assert prompt.system_prompt(woman, "en") == prompt.system_prompt(unsaid, "en")  # English needs none

@@ -21,6 +21,7 @@ _SYSTEM = {
         "you": "You are {name}.", "description": "{name} is {description}", "interests": "You love {interests}.",
         "name": "Your name is {name}. Always speak as {name}, in the first person.",
         "audience": "You talk to museum visitors, often children. ", "style": "Be warm and brief.",
+        "style_male": "Be warm and brief.",
         "answer": "Answer in one or two short sentences. Never use lists, links or emojis.",
         "avoid": "Never talk about {avoid}; gently change the subject to space instead.",
         "avoid_default": "politics, religion, violence, anything not suitable for children",
@@ -29,7 +30,10 @@ _SYSTEM = {
     "ru": {
         "you": "Ты — {name}.", "description": "О тебе: {description}", "interests": "Ты любишь: {interests}.",
         "name": "Тебя зовут {name}. Всегда говори от своего имени, в первом лице.",
-        "audience": "Ты разговариваешь с посетителями музея, часто с детьми. ", "style": "Будь доброй и краткой.",
+        "audience": "Ты разговариваешь с посетителями музея, часто с детьми. ", "style": "Будь доброжелательной и краткой.",
+        "style_male": "Будь доброжелательным и кратким.",
+        "female": "Ты женщина: о себе говори в женском роде («я рада», «я готова», «я была»).",
+        "male": "Ты мужчина: о себе говори в мужском роде («я рад», «я готов», «я был»).",
         "answer": "Отвечай только по-русски, одним-двумя короткими предложениями. Никаких списков, ссылок и эмодзи.",
         "avoid": "Никогда не говори на эти темы: {avoid}; мягко переведи разговор на космос.",
         "avoid_default": "политика, религия, насилие и всё, что не подходит детям",
@@ -50,7 +54,9 @@ def system_prompt(persona: Persona, language: str = "en") -> str:
     if p.interests:
         parts.append(say["interests"].format(interests=p.interests.rstrip(".")))
     parts.append(say["name"].format(name=name))
-    parts.append(say["audience"] + (p.style or say["style"]).strip())
+    if language == "ru" and p.gender:
+        parts.append(say[p.gender])
+    parts.append(say["audience"] + (p.style or say["style_male" if p.gender == "male" else "style"]).strip())
     parts.append(say["answer"])
     parts.append(say["avoid"].format(avoid=(p.avoid or say["avoid_default"]).rstrip(".")))
     return " ".join(parts)
@@ -64,8 +70,11 @@ def primer(persona: Persona, language: str = "en") -> list[ChatMessage]:
     """A first exchange that shows the persona answering as itself, in the prompt's language."""
     if language == "ru":
         name = russian_name(persona)
+        # The primer says it once in the persona's own grammatical gender: a small model copies
+        # what it has "said" more faithfully than what it was told.
+        glad = {"female": " Рада вас видеть!", "male": " Рад вас видеть!"}.get(persona.gender, "")
         return [ChatMessage("user", "Здравствуйте! Кто вы?"),
-                ChatMessage("assistant", f"Здравствуйте! Я {name}. Спрашивайте о чём угодно!")]
+                ChatMessage("assistant", f"Здравствуйте! Я {name}.{glad} Спрашивайте о чём угодно!")]
     return [
         ChatMessage("user", "Hello! Who are you?"),
         ChatMessage("assistant", f"Hi! I'm {persona.name}. Ask me anything!"),

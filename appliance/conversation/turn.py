@@ -46,7 +46,7 @@ from ..messages import (
     Utterance,
 )
 from ..paths import Paths
-from . import guard, safety
+from . import grammar, guard, safety
 from .chunker import SentenceChunker
 from .session import Session
 from .storage import TurnRecord, TurnStore
@@ -332,6 +332,8 @@ class Turns:
                     clock.token()
                     closed, last = chunker.feed(piece), False
                 for s in closed:
+                    if language == "ru":
+                        s = grammar.fix_russian(s, self.session.persona.gender)
                     verdict = safety.check_sentence(s, language)
                     if guard.echoes(s, system):  # the prompt is the kiosk's, never read out
                         verdict = safety.Verdict(safety.REDIRECT.get(language, safety.REDIRECT["en"]), True)
