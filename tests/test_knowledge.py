@@ -42,6 +42,15 @@ def test_small_talk_finds_nothing(sheet):
     assert sheet.lookup("Hello! How are you?") == [] and sheet.lookup("Привет! Как дела?") == []
 
 
+def test_the_sheets_own_names_are_its_key_words(sheet):
+    ru, en = sheet.key_words("ru"), sheet.key_words("en")
+    assert {"Восток", "Гагарин", "Аполлон-17", "Байконуром"} <= set(ru)
+    assert {"Vostok", "Gagarin", "Baikonur"} <= set(en)
+    # capitalised only because a sentence starts with it: not a name
+    assert not {"Музей", "Билет", "Кафе", "The", "Museum"} & set(ru + en)
+    assert all(len(words) <= 24 for words in (ru, en))
+
+
 def test_russian_word_forms_meet():
     k = Knowledge(parse("Музей космонавтики открыт до вечера.\n\nВ кафе подают чай."))
     assert k.lookup("Что есть в музее?")[0].text.startswith("Музей")       # музей ~ музее

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soxr
 from kiosk_helpers import RU_PROMPTS, ru_prompt, silence, speech, stt, wer
 
 from appliance.config import SttConfig
+
+DEMO_SHEET = Path(__file__).resolve().parent.parent / "assets" / "demo" / "knowledge.md"
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +100,25 @@ def test_silence_and_noise_give_no_text(whisper):
             noise = (np.random.default_rng(seed).normal(0, amplitude, 24000)).astype(np.int16)
             text, _lang, logprob, _p = whisper.transcribe(noise, ["en", "ru"], None)
             assert len(text.split()) <= 2 or logprob < floor, (seed, amplitude, text, logprob)
+
+
+def test_the_sheets_names_help_whisper_hear_a_question_about_them(whisper):
+    # Measured on 12 Russian questions about the demo sheet in RHVoice's Elena: 22.6 % WER with the
+    # persona's name as the only hint, 9.4 % with the sheet's names too. One of them, here:
+    # without the hint whisper base hears "на бой конури".
+    from appliance.engines.russian_voice import RussianVoice
+    from appliance.knowledge import Knowledge
+
+    question = "Анна, вы выросли на Байконуре?"
+    audio, rate = RussianVoice("elena").synthesize(question)
+    audio16 = soxr.resample(audio.astype(np.float32), rate, 16000).astype(np.float32)
+    sheet = Knowledge.load(DEMO_SHEET)
+    try:
+        whisper.set_names(["Анна"])
+        plain = whisper.transcribe(audio16, ["en", "ru"], "ru")[0]
+        whisper.set_names(["Анна"], {"ru": sheet.key_words("ru")})
+        hinted = whisper.transcribe(audio16, ["en", "ru"], "ru")[0]
+    finally:
+        whisper.set_names([])
+    # (plain is not asserted: what whisper mishears without help may differ with the CPU's kernels)
+    assert "байконур" in hinted.lower(), (plain, hinted)

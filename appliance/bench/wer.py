@@ -10,7 +10,7 @@ Russian: 40 prompts of Debian's asterisk-core-sounds-ru-wav (8 kHz, CC-BY-3.0), 
 
 Rows: plain whisper base with the language fixed to ``ru`` (beam 5 and beam 1; int8, 2 threads,
 no timestamps, no conditioning on previous text), the kiosk path, and the kiosk path without the
-name hints. Each kiosk prompt is a new visitor (a fresh conversation, no prior language) and stops
+name hints and the fact sheet's names. Each kiosk prompt is a new visitor (a fresh conversation, no prior language) and stops
 at its transcript: the LLM is not loaded (listening never uses it; a loaded one would only start a
 reply the bench throws away). Requirement: the kiosk path at most 1 WER point worse than whisper
 base with the language fixed *at the same beam* (``stt.beam_size``; exit 1 if not): the figure
@@ -146,7 +146,8 @@ class Heard:
     reason: str = ""  # NoReply's reason, or "no_utterance" when the endpointer cut none
 
 
-def kiosk_hears(settings, engines, persona, samples: np.ndarray, *, names: bool = True) -> Heard:
+def kiosk_hears(settings, engines, persona, samples: np.ndarray, *, names: bool = True,
+                knowledge=None) -> Heard:
     """One prompt through the real loop, as ``avatar-kiosk listen --wav`` runs it (virtual time);
     stopped at the turn's transcript (or its NoReply), before any reply."""
     from ..audio.mic import WavFileMic
@@ -169,9 +170,10 @@ def kiosk_hears(settings, engines, persona, samples: np.ndarray, *, names: bool 
             return
         conv.stop()
 
-    conv = Conversation(settings, persona, engines, mic, speaker, on_event=on_event)  # no store: no journal
+    conv = Conversation(settings, persona, engines, mic, speaker, on_event=on_event,  # no store: no journal
+                        knowledge=knowledge)
     if not names:
-        engines.stt.set_names([])  # after the constructor, which hints the persona's names
+        engines.stt.set_names([])  # after the constructor, which hints the persona's and the sheet's names
     speaker.start()
     try:
         asyncio.run(conv.run())
@@ -182,14 +184,14 @@ def kiosk_hears(settings, engines, persona, samples: np.ndarray, *, names: bool 
 
 
 def kiosk_row(settings, engines, persona, audio: dict[str, np.ndarray], *, names: bool = True,
-              beam: int | None = None) -> Row:
-    row = Row(KIOSK if names and beam is None else "kiosk path, no name hints" if beam is None
+              beam: int | None = None, knowledge=None) -> Row:
+    row = Row(KIOSK if names and beam is None else "kiosk path, no name/sheet hints" if beam is None
               else f"kiosk path, beam {beam}")
     configured = engines.stt.beam_size
     engines.stt.beam_size = beam or configured
     t0 = time.perf_counter()
     for name, samples in audio.items():
-        h = kiosk_hears(settings, engines, persona, samples, names=names)
+        h = kiosk_hears(settings, engines, persona, samples, names=names, knowledge=knowledge)
         row.texts[name], row.languages[name] = h.text, h.language
         if h.reason:
             row.reasons[name] = h.reason
@@ -247,13 +249,13 @@ def run(settings, args) -> int:
     rows = fixed_language_rows(settings, audio, tuple(sorted({beam, 5})))
     settings.paths.ensure()  # the phrase cache the conversation warms
     engines = kiosk_engines(settings)
-    from ..app.commands import current_persona
+    from ..app.commands import current_knowledge, current_persona
 
-    persona = current_persona(settings)
-    rows.append(kiosk_row(settings, engines, persona, audio))
-    rows.append(kiosk_row(settings, engines, persona, audio, names=False))
+    persona, knowledge = current_persona(settings), current_knowledge(settings)
+    rows.append(kiosk_row(settings, engines, persona, audio, knowledge=knowledge))
+    rows.append(kiosk_row(settings, engines, persona, audio, names=False, knowledge=knowledge))
     if beam != 5:
-        rows.append(kiosk_row(settings, engines, persona, audio, beam=5))
+        rows.append(kiosk_row(settings, engines, persona, audio, beam=5, knowledge=knowledge))
     res = summarize(refs, rows, fixed_row_name(beam))
     print_report(res)
     out = getattr(args, "json", None)

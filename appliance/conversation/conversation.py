@@ -184,9 +184,12 @@ class Conversation:
 
     # ------------------------------------------------------------------ life
     def use_names(self) -> None:
-        """The gate listens for the persona's names: help STT hear them."""
+        """The gate listens for the persona's names, and visitors ask about the sheet's: help STT
+        hear both."""
         if hasattr(self.engines.stt, "set_names"):
-            self.engines.stt.set_names(self.persona.all_names)
+            knowledge = self.session.knowledge
+            key_words = {lang: knowledge.key_words(lang) for lang in self.session.languages} if knowledge else None
+            self.engines.stt.set_names(self.persona.all_names, key_words)
 
     async def prepare(self, *, wait_for_llm: bool = True) -> None:
         """Warm what every turn needs: the cached fixed phrases, STT's first decode and the LLM's

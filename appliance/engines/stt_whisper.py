@@ -17,7 +17,7 @@ the words to stop.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +72,15 @@ class WhisperSTT:
         return cls(folder, device=cfg.device, compute_type=cfg.compute_type, threads=cfg.threads,
                    beam_size=cfg.beam_size, language=cfg.language, window_margin_s=cfg.window_margin_s)
 
-    def set_names(self, names: Sequence[str]) -> None:
-        """Hint the persona's names to the decoder: Cyrillic ones for Russian, the others for English."""
+    def set_names(self, names: Sequence[str], key_words: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Hint the persona's names to the decoder (Cyrillic ones for Russian, the others for
+        English), and the fact sheet's own names per language (:meth:`.Knowledge.key_words`)."""
         cyr = [n for n in names if is_cyrillic(n)]
         lat = [n for n in names if n not in cyr]
-        self.hotwords = {lang: ", ".join(ns) for lang, ns in (("ru", cyr), ("en", lat)) if ns}
+        extra = key_words or {}
+        hints = {"ru": cyr + [w for w in extra.get("ru", ()) if w not in cyr],
+                 "en": lat + [w for w in extra.get("en", ()) if w not in lat]}
+        self.hotwords = {lang: ", ".join(ns) for lang, ns in hints.items() if ns}
 
     def warm(self) -> None:
         """One throw-away decode: CTranslate2's first call is several times slower than the rest."""
