@@ -191,9 +191,10 @@ class Knowledge:
     def key_words(self, language: str, limit: int = KEY_WORDS) -> list[str]:
         """The sheet's own names in ``language`` — quoted names («Восток») and capitalised words
         inside sentences (Гагарин, Байконуром, Аполлон-17) — as hints for speech recognition.
-        Measured: 12 Russian questions about the demo sheet in RHVoice's Elena voice, whisper base
-        with the persona's name as hint 22.6 % WER, with these too 9.4 % (Aleksandr: 18.9 % both);
-        on the 40 unrelated recorded prompts of ``bench --wer`` 19.2 % either way."""
+        Measured: 12 Russian questions about the demo sheet, whisper base with the persona's name
+        as hint / with these too: RHVoice Elena 24.5 / 15.1 % WER, Anna 28.3 / 15.1 %, Aleksandr
+        20.8 / 18.9 %; on the 40 unrelated recorded prompts of ``bench --wer``, the kiosk path
+        18.9 / 18.6 %."""
         seen: dict[str, str] = {}
         for p in self.passages:
             if p.language != language:

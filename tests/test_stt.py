@@ -103,8 +103,8 @@ def test_silence_and_noise_give_no_text(whisper):
 
 
 def test_the_sheets_names_help_whisper_hear_a_question_about_them(whisper):
-    # Measured on 12 Russian questions about the demo sheet in RHVoice's Elena: 22.6 % WER with the
-    # persona's name as the only hint, 9.4 % with the sheet's names too. One of them, here:
+    # Measured on 12 Russian questions about the demo sheet in RHVoice's Elena: 24.5 % WER with the
+    # persona's name as the only hint, 15.1 % with the sheet's names too. One of them, here:
     # without the hint whisper base hears "на бой конури".
     from appliance.engines.russian_voice import RussianVoice
     from appliance.knowledge import Knowledge
