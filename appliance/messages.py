@@ -82,10 +82,13 @@ class SpeechChunk:
 
 @dataclass(frozen=True)
 class MouthPose:
-    """Mouth shape for one video frame: opening and width in 0…1 (0 = closed / neutral)."""
+    """Mouth shape for one video frame. ``open`` 0…1 (the jaw; 0 = the photo's rest); ``width``
+    -1…1 (-1 rounded and narrow as for у/u, 0 neutral as for а/a, 1 spread as for и/i); ``close``
+    0…1 (1 = the lips pressed together, over the teeth of a photo that shows them: м/п/б)."""
 
     open: float = 0.0
     width: float = 0.0
+    close: float = 0.0
 
 
 class KioskState(enum.StrEnum):

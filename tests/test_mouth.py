@@ -122,4 +122,47 @@ def test_a_quiet_night_does_not_grow_the_mouth_track():
     tr.add(np.full(1600, 0.1, np.float32), 0)
     for k in range(10 * KEEP_S * 25):          # ten times the kept span of frames, with no new audio
         tr.pose_at_frame(k)
-    assert len(tr._raw) <= 2 * KEEP_S * 25 + 9
+    assert len(tr._raw) <= 2 * KEEP_S * 25 + 33
+
+
+@pytest.fixture(scope="module")
+def irina():
+    """The kiosk's Russian voice (RHVoice Irina), unmatched: what the shapes were measured on."""
+    from appliance.engines.russian_voice import RussianVoice
+
+    voice = RussianVoice("irina")
+
+    def say(text: str) -> tuple[np.ndarray, int]:
+        audio, rate = voice.synthesize(text)
+        pad = np.zeros(rate // 2, np.float32)
+        return np.concatenate([pad, np.asarray(audio, np.float32), pad]), rate
+    return say
+
+
+def _loudest_poses(x: np.ndarray, rate: int) -> list[MouthPose]:
+    poses = mouth_track(x, rate, FPS)
+    db = _frame_db(x, rate, len(poses))
+    return [p for p, d in zip(poses, db, strict=False) if d > db.max() - 6]
+
+
+def test_vowels_take_their_shapes(irina):
+    # и spreads the lips, у rounds them hardest, а opens the jaw widest (RHVoice reads "Ооо." as
+    # a rounded о; "Ооооо." it reads as а)
+    shapes = {v: _loudest_poses(*irina(t)) for v, t in (("и", "Иии."), ("а", "Ааа."), ("о", "Ооо."), ("у", "Ууу."))}
+    width = {v: float(np.median([p.width for p in ps])) for v, ps in shapes.items()}
+    opening = {v: float(np.median([p.open for p in ps])) for v, ps in shapes.items()}
+    assert width["и"] > 0.5 and abs(width["а"]) < 0.25 and width["у"] < -0.5, width
+    assert width["и"] > width["а"] > width["о"] >= width["у"], width
+    assert opening["а"] > opening["и"] and opening["а"] > opening["у"], opening
+    assert {shape_of(p) for p in shapes["у"]} & {"E", "F"}
+
+
+def test_lips_meet_between_syllables_and_rest_in_long_silence(irina):
+    x, rate = irina("Мама, папа.")
+    poses = mouth_track(x, rate, FPS)
+    closed = [k for k, p in enumerate(poses) if p.close == 1.0]
+    assert len(closed) >= 2, closed                  # the м of "мама", the stop before "папа"
+    assert all(shape_of(poses[k]) == "A" for k in closed)
+    first = next(k for k, p in enumerate(poses) if p.open > 0)
+    assert all(p == MouthPose() for p in poses[:first - 1])       # before the reply: the photo's rest
+    assert poses[-1] == MouthPose() and poses[-5] == MouthPose()  # after it too: no closure there

@@ -31,7 +31,7 @@ CLIPS = (
     ("reply-ru", "ru", "Музей открыт каждый день с десяти утра до шести вечера."),
     ("vowel-и", "ru", "Иииии."),
     ("vowel-а", "ru", "Ааааа."),
-    ("vowel-о", "ru", "Ооооо."),
+    ("vowel-о", "ru", "Ооо."),
     ("vowel-у", "ru", "Ууууу."),
     ("мама-папа", "ru", "Мама, папа, мама, папа."),
     ("baby", "en", "Baby, bob, mama, papa."),
@@ -123,7 +123,9 @@ def best_lag(opening: np.ndarray, env: np.ndarray, max_frames: int = 5) -> tuple
 
 def bilabial_closures(clip: Clip) -> tuple[int, int]:
     """(dips, dips where the lips closed): a dip is a frame inside the speech quieter than a third
-    of the loudest frames on either side of it — the pause a closed mouth makes between syllables."""
+    of the loudest frames on either side of it — the pause a closed mouth makes between syllables.
+    Where the quiet lasts (a comma before "папа", "bob"), the dip is its last frame before speech
+    resumes: a stop's lips close for its last ~100 ms, not for the whole pause before it."""
     env, gap = clip.envelope, clip.opening
     loud = env > 0.25 * env.max()
     inside = np.where(loud)[0]
@@ -134,6 +136,8 @@ def bilabial_closures(clip: Clip) -> tuple[int, int]:
     while k < inside[-1]:
         left, right = env[max(0, k - 4):k].max(), env[k + 1:k + 5].max()
         if env[k] < min(left, right) / 3 and env[k] <= env[k - 1] and env[k] <= env[k + 1]:
+            while k + 1 < inside[-1] and env[k + 1] < right / 3:  # still quiet: on to the pause's end
+                k += 1
             dips += 1
             near = gap[max(0, k - 2):k + 3]
             if np.nanmin(near) <= CLOSED:  # closed means closed, also on a photo smiling with its teeth

@@ -47,7 +47,7 @@ from .landmarks import MAX_FILE_BYTES, as_rgb, find_landmarks, load_image
 
 log = logging.getLogger(__name__)
 
-RIG_VERSION = 6
+RIG_VERSION = 7
 BLINK_LEVELS = (0.25, 0.5, 0.75, 1.0)  # exact inverse fields per blink level, blended
 MARGIN = 0.06             # canvas margin per side, fraction of size
 EYE_Y = 0.40              # eye midpoint height in the portrait, fraction of size
@@ -252,12 +252,37 @@ def _mouth_fields(lm: np.ndarray, canvas: int, iod: float, y_min: int) -> dict:
     def pack(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.dstack([fx * feather, fy * feather]).astype(np.float32))
 
-    fields = {"jaw_low": pack(zeros, jaw_low_y), "jaw_up": pack(zeros, jaw_up_y), "width": pack(width_x, width_y)}
+    fields = {"jaw_low": pack(zeros, jaw_low_y), "jaw_up": pack(zeros, jaw_up_y), "width": pack(width_x, width_y),
+              "close": pack(zeros, _closing_field(up_in, lo_in, xs, ys, iod))}
     col = np.clip(np.round(seam - y0).astype(int), 0, h - 1)
     ix = np.arange(w)
     return {"roi": (x0, y0, x1, y1), "fields": fields, "seam": (seam - y0).astype(np.float32),
             "gap_top": fields["jaw_up"][col, ix, 1].copy(), "gap_bottom": fields["jaw_low"][col, ix, 1].copy(),
             "u": u.astype(np.float32)}
+
+
+def _closing_field(up_in: np.ndarray, lo_in: np.ndarray, xs: np.ndarray, ys: np.ndarray, iod: float) -> np.ndarray:
+    """The lips pressed together (м/п/б), as an *inverse* map's vertical offsets: output pixel y
+    samples the photo at y + F(y). Per column, the upper lip and the skin above it stretch down
+    to the middle of the gap and the lower lip and the skin below stretch up to it, covering
+    whatever the gap shows (a smile's teeth). Where the photo's lips already meet (gap 0, and
+    beyond the mouth's corners) it is zero, so a closed-mouth photo is left as it is."""
+    def line(pts: np.ndarray) -> np.ndarray:
+        order = np.argsort(pts[:, 0])
+        return np.interp(xs, pts[order, 0], pts[order, 1]).astype(np.float32)
+    upper, lower = line(up_in), line(lo_in)
+    lower = np.maximum(lower, upper)
+    mid = (upper + lower) / 2
+    top, bottom = upper - 0.30 * iod, lower + 0.40 * iod   # how far the stretch reaches
+    y = np.broadcast_to(ys, (len(ys), len(xs)))
+    src = y.copy()
+    up = (y >= top) & (y < mid)
+    k = (upper - top) / np.maximum(mid - top, 1e-3)
+    src = np.where(up, top + (y - top) * k, src)
+    lo = (y >= mid) & (y <= bottom)
+    k = (bottom - lower) / np.maximum(bottom - mid, 1e-3)
+    src = np.where(lo, bottom - (bottom - y) * k, src)
+    return (src - y).astype(np.float32)
 
 
 def _eye_fields(lm: np.ndarray, canvas: int, iod: float) -> dict:
