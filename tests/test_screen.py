@@ -202,8 +202,14 @@ def test_audio_clock_due_frames():
     assert clock.due() == 0 and clock.due() is None
     played[0] = 882
     assert clock.due() == 1
-    played[0] = 882 * 5 + 10    # rendering fell behind: skip to the frame for now
+    played[0] = 882 * 5 + 441   # rendering fell behind: skip to the frame for now
     assert clock.due() == 5 and clock.t_now() == pytest.approx(0.2)
+    assert clock.late_s == pytest.approx(0.02)   # found half a frame after it was due
+    # with the wall time the clock moved: a stalled loop finds the frame later still
+    import time
+
+    stalled = AudioClock(lambda: played[0], 22050, 25, moved_at=lambda: time.perf_counter() - 0.015)
+    assert stalled.due() == 5 and stalled.late_s == pytest.approx(0.035, abs=0.003)
 
 
 # --------------------------------------------------------------------------- recording
@@ -279,3 +285,7 @@ def test_frame_times_count_the_gaps_a_visitor_sees():
     assert s["frames"] == 4 and s["skipped"] == 2
     assert s["interval_ms_p50"] == 40.0 and max(ft.interval_ms) == pytest.approx(125.0)
     assert s["draw_ms_p50"] == pytest.approx(10.0) and "2 skipped" in ft.line()
+    # frame time: found late + drawing; a frame found 30 ms after it was due and drawn in 15 ms
+    # missed its 40-ms slot
+    ft.shown(6, 0.240, 0.255, late_s=0.030)
+    assert max(ft.frame_ms) == pytest.approx(45.0) and ft.summary()["frame_ms_p50"] == pytest.approx(10.0)

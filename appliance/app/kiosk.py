@@ -325,7 +325,8 @@ class KioskApp:
         from ..screen.clock import AudioClock
 
         fps = self.settings.config.face.fps
-        clock = AudioClock(lambda: self.speaker.played_samples, self.speaker.rate, fps)
+        clock = AudioClock(lambda: self.speaker.played_samples, self.speaker.rate, fps,
+                           moved_at=lambda: self.speaker.played_at)
         if self.record is not None:
             from ..screen.record import Recorder
             self.recorder = Recorder(self.record, self.renderer.size, fps)
@@ -346,7 +347,7 @@ class KioskApp:
             self.renderer.present()
             if self.recorder is not None:
                 self.recorder.add_frame(self.renderer.rgb(), index=k)
-            self.frame_times.shown(k, t0, time.perf_counter())
+            self.frame_times.shown(k, t0, time.perf_counter(), clock.late_s)
             await asyncio.sleep(0)  # let the conversation's callbacks run between frames
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Speaker:
         self._queue: deque[np.ndarray] = deque()
         self._queued = 0
         self._played = 0
+        self._played_at = time.perf_counter()  # when the clock last moved (the renderer's lateness)
         # Recently played output at 16 kHz for the echo guard: (end position at 16 kHz, samples).
         self._ref: deque[tuple[int, np.ndarray]] = deque(maxlen=400)
         # Listeners to the output, called as (end position at 16 kHz, samples at 16 kHz) — e.g. a
@@ -50,6 +52,12 @@ class Speaker:
     def played_samples(self) -> int:
         with self._lock:
             return self._played
+
+    @property
+    def played_at(self) -> float:
+        """perf_counter() time the clock last moved: how long ago ``played_samples`` became true."""
+        with self._lock:
+            return self._played_at
 
     @property
     def played_seconds(self) -> float:
@@ -113,6 +121,7 @@ class Speaker:
                     self._queue[0] = head[take:]
             self._queued -= got
             self._played += n
+            self._played_at = time.perf_counter()
             if self._ducked:
                 out[:] = 0.0
                 got = 0  # nothing audible: no echo reference either

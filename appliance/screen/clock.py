@@ -16,6 +16,7 @@ is the one whose interval contains the sample being played (|error| < one frame,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 
@@ -34,11 +35,14 @@ def frame_time(frame: int, fps: int) -> float:
 class AudioClock:
     """The renderer's view of the speaker clock. ``played`` returns samples played so far (an int)."""
 
-    def __init__(self, played: Callable[[], int], sample_rate: int, fps: int) -> None:
+    def __init__(self, played: Callable[[], int], sample_rate: int, fps: int,
+                 moved_at: Callable[[], float] | None = None) -> None:
         self.played = played
+        self.moved_at = moved_at  # perf_counter() time ``played`` last changed (lateness on the wall clock)
         self.sample_rate = int(sample_rate)
         self.fps = int(fps)
         self._last: int | None = None
+        self.late_s = 0.0  # how far the clock was past the frame's start when due() returned it
 
     def frame_now(self) -> int:
         return frame_index(self.played(), self.sample_rate, self.fps)
@@ -49,8 +53,12 @@ class AudioClock:
     def due(self) -> int | None:
         """The frame to draw now if it differs from the last one returned (frames may be skipped
         when rendering falls behind: the picture follows the sound, never the other way)."""
-        k = self.frame_now()
+        played = int(self.played())
+        k = frame_index(played, self.sample_rate, self.fps)
         if k == self._last:
             return None
         self._last = k
+        self.late_s = (played - frame_start_sample(k, self.sample_rate, self.fps)) / self.sample_rate
+        if self.moved_at is not None:  # ...and how long the clock had been there when we looked
+            self.late_s += max(time.perf_counter() - self.moved_at(), 0.0)
         return k
