@@ -180,6 +180,16 @@ class ProvisioningConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    textfile_dir: str = _f("", "Where the Prometheus text files go (node_exporter's textfile collector reads them); "
+                           "empty = /var/lib/prometheus/node-exporter on the box, <state_dir>/metrics in a checkout.")
+    interval_s: float = _f(15.0, "How often the kiosk's metrics file is rewritten (and after every turn).",
+                           lo=1, hi=3600)
+    http_port: int = _f(0, "Also serve the metrics at http://127.0.0.1:PORT/metrics (localhost only, for an agent "
+                        "on the box); 0 = off.", lo=0, hi=65535)
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -193,6 +203,7 @@ class Config:
     session: SessionConfig = field(default_factory=SessionConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -264,6 +275,8 @@ def from_dict(data: dict) -> Config:
         value = getattr(cfg.llm, key)
         if value and not Path(value).is_absolute():
             raise ConfigError(f"config: llm.{key} = {value!r} is not accepted: an absolute path")
+    if cfg.metrics.textfile_dir and not Path(cfg.metrics.textfile_dir).is_absolute():
+        raise ConfigError(f"config: metrics.textfile_dir = {cfg.metrics.textfile_dir!r} is not accepted: an absolute path")
     for name in ("state_dir", "cache_dir", "models_dir", "runtime_dir"):
         value = getattr(cfg.paths, name)
         if value and not Path(value).is_absolute():

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from appliance import logs
+from appliance import logs, metrics
 from appliance import persona as persona_mod
 from appliance.knowledge import Knowledge, KnowledgeError
 from appliance.lang import is_cyrillic
@@ -247,6 +247,8 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
                 result.report_path = latest
         except OSError:
             log.warning("could not write %s", latest)
+        # The same file whether a stick, `avatar-kiosk provision` or a fleet tool asked: one path.
+        metrics.provision_result(settings, result.ok, result.code)
     return result
 
 
