@@ -177,6 +177,8 @@ class ProvisioningConfig:
     max_file_mb: int = _f(8192, "Largest single file accepted from a stick, in MiB.", lo=1, hi=65536)
     min_voice_s: float = _f(30.0, "Least speech (pauses not counted) the voice recordings must hold, in seconds.", lo=5, hi=3600)
     auto_detect: bool = _f(True, "Watch for USB sticks and provision from them automatically.")
+    ca_file: str = _f("", "CA certificate (PEM) that https bundle servers' certificates must chain to "
+                      "(`avatar-kiosk provision https://…`); empty = the system's CAs.")
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,8 @@ def from_dict(data: dict) -> Config:
         value = getattr(cfg.llm, key)
         if value and not Path(value).is_absolute():
             raise ConfigError(f"config: llm.{key} = {value!r} is not accepted: an absolute path")
+    if cfg.provisioning.ca_file and not Path(cfg.provisioning.ca_file).is_absolute():
+        raise ConfigError(f"config: provisioning.ca_file = {cfg.provisioning.ca_file!r} is not accepted: an absolute path")
     if cfg.metrics.textfile_dir and not Path(cfg.metrics.textfile_dir).is_absolute():
         raise ConfigError(f"config: metrics.textfile_dir = {cfg.metrics.textfile_dir!r} is not accepted: an absolute path")
     for name in ("state_dir", "cache_dir", "models_dir", "runtime_dir"):
