@@ -245,3 +245,52 @@ def test_key_never_shows_in_a_repr():
     assert KEY not in repr(Endpoint("http://x/v1", api_key=KEY))
 
 
+
+
+# ---------------------------------------------------------------------------------------- the daemon
+@pytest.mark.slow
+def test_the_kiosk_daemon_answers_through_the_server_and_on_its_own_once_it_is_killed(models_dir, tmp_path,
+                                                                                       server, key_file):
+    """`avatar-kiosk run` (the real daemon and app) configured for the server: the visitor's first
+    question is answered by the server; the server is killed; the second is answered by the local
+    model, and the daemon's log says why."""
+    import shutil
+
+    from kiosk_helpers import REPO
+    from test_daemon_support import FakeSystemd, control, start_daemon, stop
+
+    from appliance.audio.wav import write_wav
+
+    demo = REPO / ".kiosk" / "state" / "demo-bundle"
+    if not (demo / "manifest.toml").is_file():
+        pytest.fail("the demo bundle is missing: the set-up (./bootstrap.sh test) assembles it")
+    home = tmp_path / "k"
+    (home / "state").mkdir(parents=True)
+    shutil.copytree(demo, home / "state" / "demo-bundle")
+    (home / "config.toml").write_text(
+        f'[paths]\nmodels_dir = "{models_dir}"\n[llm]\nmodel = "smollm2-135m"\nlanguages = ["en"]\n'
+        f'engine = "openai-server"\nserver_url = "{server.url}"\nserver_api_key_file = "{key_file}"\n'
+        'server_first_token_s = 30.0\n[session]\nlanguages = ["en"]\n', encoding="utf-8")
+    visitor = tmp_path / "visitor.wav"
+    write_wav(visitor, np.concatenate([silence(7.0), speech(models_dir, QUESTION), silence(33.0),
+                                       speech(models_dir, "Where is the Moon?"), silence(600.0)]), 16000)
+    systemd = FakeSystemd(tmp_path / "notify.sock")
+    proc = start_daemon(home, "real", systemd.path, args=("--visitor", str(visitor)))
+    sock = home / "run" / "control.sock"
+
+    def outcomes() -> list[str]:
+        try:
+            return control(sock, {"cmd": "status"}, timeout=10)["info"].get("outcomes", [])
+        except Exception:  # busy for a moment: the deadline decides
+            return []
+
+    try:
+        systemd.wait_for("READY", "1", timeout=240)
+        assert wait_until(lambda: outcomes().count("replied") >= 1, 120), outcomes()
+        assert server.chat_requests() >= 1  # the first answer came from the server
+        server.kill()
+        assert wait_until(lambda: outcomes().count("replied") >= 2, 120), outcomes()
+    finally:
+        _, _, out = stop(proc)
+        systemd.close()
+    assert "the local model answers this turn  [stage=llm code=unreachable]" in out, out[-3000:]
