@@ -100,10 +100,9 @@ class KioskMetrics:
         self.frames_skipped = Counter("avatar_kiosk_frames_skipped", "Face frames skipped (drawn late)", registry=r)
         self.model_loaded = Gauge("avatar_kiosk_model_loaded", "1 when the role's engine is loaded and serving",
                                   ["role", "engine", "model"], registry=r)
-        self.llm_server_up = Gauge("avatar_kiosk_llm_server_up", "1 while the shared LLM server answers turns, "
-                                   "0 while the local model stands in (absent without a server)", registry=r)
-        self.vram = Gauge("avatar_kiosk_vram_bytes", "GPU memory used by the kiosk process (absent without an "
-                          "NVIDIA GPU)", registry=r)
+        # Only where they mean something (a gauge that is there says 0): see watch_llm_server, set_vram.
+        self.llm_server_up: Gauge | None = None
+        self.vram: Gauge | None = None
         self.updated = Gauge("avatar_kiosk_metrics_updated_timestamp_seconds", "When these figures were written "
                              "(a stale value: the kiosk is hung or down)", registry=r)
         self._skipped_seen = 0
@@ -140,6 +139,19 @@ class KioskMetrics:
     def engines_unloaded(self) -> None:
         for sample in list(self.model_loaded.collect()[0].samples):
             self.model_loaded.labels(*(sample.labels[k] for k in ("role", "engine", "model"))).set(0)
+
+    def watch_llm_server(self, is_up) -> None:
+        """The LLM engine is a shared server's: ``is_up()`` is read at each write."""
+        if self.llm_server_up is None:
+            self.llm_server_up = Gauge("avatar_kiosk_llm_server_up", "1 while the shared LLM server answers turns, "
+                                       "0 while the local model stands in", registry=self.registry)
+        self.llm_server_up.set_function(lambda: float(is_up()))
+
+    def set_vram(self, used_bytes: int) -> None:
+        if self.vram is None:
+            self.vram = Gauge("avatar_kiosk_vram_bytes", "GPU memory used by the kiosk process",
+                              registry=self.registry)
+        self.vram.set(used_bytes)
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import threading
 import urllib.request
 
@@ -66,6 +67,9 @@ def test_metrics_file_parses_and_moves_after_a_spoken_turn(settings, models_dir,
     assert value(before, "avatar_kiosk_model_loaded", role="llm", engine="llama-cpp", model="smollm2-135m") == 1
     assert value(before, "avatar_kiosk_turns_total", outcome="replied", language="en") is None
     assert value(before, "avatar_kiosk_metrics_updated_timestamp_seconds") > 0
+    names = {name for name, _ in before}
+    assert "avatar_kiosk_llm_server_up" not in names  # no shared server here
+    assert ("avatar_kiosk_vram_bytes" in names) == (shutil.which("nvidia-smi") is not None)
 
     out = converse(settings, engines, np.concatenate([speech(models_dir, "Hello! What is your name?"), silence(1.0)]),
                    on_event=tel.event)
@@ -99,7 +103,7 @@ def test_a_turn_the_local_model_answers_for_a_dead_server_counts_as_a_fallback(m
     logging.getLogger().addHandler(counter)
     try:
         eng = ServerPersonaLLM(Endpoint(f"http://127.0.0.1:{free_port()}/v1"), llm(models_dir), retry_s=60)
-        metrics.llm_server_up.set_function(lambda: float(eng.server_up))
+        metrics.watch_llm_server(lambda: eng.server_up)
         msgs = [*prompt.prefix(demo_persona()), ChatMessage("user", "Hi!")]
         assert "".join(eng.generate(msgs, threading.Event()))   # nobody listens on that port
         assert "".join(eng.generate(msgs, threading.Event()))   # still down: straight to the local model

@@ -43,7 +43,7 @@ class Telemetry:
         self.metrics.engines_loaded(engines.config)
         llm = engines.llm
         if llm is not None and hasattr(llm, "server_up"):
-            self.metrics.llm_server_up.set_function(lambda: float(llm.server_up))
+            self.metrics.watch_llm_server(lambda: llm.server_up)
         self._task = asyncio.get_running_loop().create_task(self._every())
 
     def event(self, item) -> None:
@@ -72,7 +72,7 @@ class Telemetry:
         try:
             mb = gpu_mem_of(os.getpid())
             if mb is not None:
-                self.metrics.vram.set(mb * 2**20)
+                self.metrics.set_vram(mb * 2**20)
             self.metrics.write(self.dir)
         finally:
             self._writing = False

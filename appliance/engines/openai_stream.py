@@ -79,8 +79,10 @@ class _Exchange:
     def _run(self) -> None:
         try:
             conn, prefix = self.endpoint.connection(SOCKET_TIMEOUT_S)
+            conn.connect()  # here, not inside request(): a close() during the connect is seen below
             with self._lock:
-                if self._closed.is_set():
+                if self._closed.is_set():  # given up on meanwhile: ask the server for nothing
+                    conn.close()
                     return
                 self._conn = conn
             conn.request("POST", prefix + "/chat/completions", body=self.body, headers=self.endpoint.headers())
