@@ -294,3 +294,20 @@ def test_the_kiosk_daemon_answers_through_the_server_and_on_its_own_once_it_is_k
         _, _, out = stop(proc)
         systemd.close()
     assert "the local model answers this turn  [stage=llm code=unreachable]" in out, out[-3000:]
+
+
+def test_doctor_checks_the_server_and_its_key_file(settings, server, key_file):
+    from appliance.daemon import doctor
+
+    def check(**llm):
+        s = server_settings(settings, server, key_file, **llm)
+        return next(c for c in doctor.run_checks(s, quick=True) if c[0] == "llm server")
+
+    assert check() == ("llm server", True, f"{server.url} answers", "")
+    key_file.chmod(0o640)
+    name, ok, detail, fix = check()
+    assert ok is False and "open to other users (mode 0640)" in detail and fix
+    key_file.chmod(0o600)
+    server.kill()
+    name, ok, detail, _ = check()
+    assert ok is None and "does not answer" in detail and "the local model answers" in detail
