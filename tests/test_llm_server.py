@@ -288,8 +288,13 @@ def test_the_kiosk_daemon_answers_through_the_server_and_on_its_own_once_it_is_k
         systemd.wait_for("READY", "1", timeout=240)
         assert wait_until(lambda: outcomes().count("replied") >= 1, 120), outcomes()
         assert server.chat_requests() >= 1  # the first answer came from the server
+        assert control(sock, {"cmd": "status"}, timeout=10)["info"]["llm_server"]["up"] is True
         server.kill()
         assert wait_until(lambda: outcomes().count("replied") >= 2, 120), outcomes()
+        from appliance.daemon.control import format_status
+
+        shown = format_status(control(sock, {"cmd": "status"}, timeout=10))  # what `avatar-kiosk status` prints
+        assert f"llm       {server.url}: NOT answering — the local model answers meanwhile; 1 turn(s)" in shown, shown
     finally:
         _, _, out = stop(proc)
         systemd.close()

@@ -223,7 +223,10 @@ class KioskApp:
                          "ttfa_s"):
                 stage.setdefault(name.removesuffix("_s"), []).append(getattr(m, name) * 1000)
         recent = list(self.frame_times.draw_ms)[-250:]
-        return {"profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
+        llm = self.engines.llm if self.engines is not None else None
+        server = {"llm_server": {"url": llm.endpoint.base_url, "up": llm.server_up,
+                                 "fallbacks": sum(llm.fallbacks.values())}} if hasattr(llm, "server_up") else {}
+        return {**server, "profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
                 "outcomes": [m.outcome for m in list(self.conv.metrics)[-20:]],
                 "render_ms_p50": sorted(recent)[len(recent) // 2] if recent else None, "stage_ms": stage,
                 "notice": self.notice, "provisioning": self.sticks.info()}
