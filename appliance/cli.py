@@ -101,8 +101,11 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--defaults", action="store_true", help="print the full schema as a commented TOML file")
 
     # --- installer
-    sp = cmd("provision", "provisioning.commands:provision", "provision from a bundle folder (a mounted stick)")
-    sp.add_argument("path", type=Path)
+    sp = cmd("provision", "provisioning.commands:provision",
+             "provision from a bundle folder (a mounted stick) or a signed bundle at an https URL")
+    sp.add_argument("path", help="the bundle folder, or https://… (the bundle folder on a web server; must be signed)")
+    sp.add_argument("--ca-file", help="https: the CA certificate (PEM) the server's certificate must chain to "
+                    "(default: provisioning.ca_file, else the system's CAs)")
     sp = cmd("profile", "provisioning.commands:profile", "list the profiles, or roll back to the previous one")
     sp.add_argument("action", choices=("list", "rollback"))
     sp = cmd("bundle", "provisioning.commands:bundle", "build (and sign) a bundle folder for a USB stick")

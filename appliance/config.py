@@ -93,7 +93,10 @@ class SttConfig:
 
 @dataclass(frozen=True)
 class LlmConfig:
-    engine: str = _f("llama-cpp", "Persona LLM engine (a registry name).", choices=("llama-cpp",))
+    engine: str = _f("llama-cpp", "Persona LLM engine (a registry name): llama-cpp (the model on this box) or "
+                     "openai-server (a shared OpenAI-compatible server: llama.cpp's, vLLM, Ollama; the local "
+                     "model stays loaded and answers whenever the server does not).",
+                     choices=("llama-cpp", "openai-server"))
     model: str = _f("qwen2.5-coder-1.5b-q4km", "Model id from models/manifest.toml.")
     n_ctx: int = _f(2048, "Context window in tokens.", lo=256, hi=32768)
     n_gpu_layers: int = _f(0, "Layers offloaded to the GPU (-1 = all).", lo=-1, hi=1000)
@@ -105,6 +108,21 @@ class LlmConfig:
     repeat_penalty: float = _f(1.3, "Repetition penalty (small models loop without one).", lo=1.0, hi=3.0)
     head_start: bool = _f(True, "Start writing the reply on the early transcript, while the end of speech is still "
                           "being confirmed (dropped if the visitor goes on).")
+    server_url: str = _f("", "openai-server: the server's API base, e.g. http://10.0.0.5:8000/v1 (https with "
+                         "server_ca_file for a private CA).")
+    server_model: str = _f("", "openai-server: the model name sent with each request (vLLM and Ollama need it; "
+                           "llama.cpp's server takes any).")
+    server_api_key_file: str = _f("", "openai-server: a file holding the API key (Bearer token), readable only by "
+                                  "the service (mode 0600 or 0400); empty = no key.")
+    server_ca_file: str = _f("", "openai-server: CA certificate (PEM) the https server's certificate must chain "
+                             "to; empty = the system's CAs.")
+    server_first_token_s: float = _f(1.5, "openai-server: no first word from the server within this long and the "
+                                     "local model answers the turn (the most a visitor waits on a dead server).",
+                                     lo=0.2, hi=30)
+    server_stall_s: float = _f(2.0, "openai-server: the server stops sending for this long mid-reply and the local "
+                               "model finishes the reply.", lo=0.2, hi=30)
+    server_retry_s: float = _f(10.0, "openai-server: while the server is down, how often it is asked whether it "
+                               "is back (turns are answered locally meanwhile).", lo=1, hi=3600)
     history_turns: int = _f(6, "Visitor turns kept in the conversation history.", lo=0, hi=50)
     languages: list = _f(["en", "ru"], "Languages the model can answer in; a turn in another persona language gets "
                          "a fixed, honest reply in that language (set [\"en\"] for an English-only model "
@@ -159,6 +177,18 @@ class ProvisioningConfig:
     max_file_mb: int = _f(8192, "Largest single file accepted from a stick, in MiB.", lo=1, hi=65536)
     min_voice_s: float = _f(30.0, "Least speech (pauses not counted) the voice recordings must hold, in seconds.", lo=5, hi=3600)
     auto_detect: bool = _f(True, "Watch for USB sticks and provision from them automatically.")
+    ca_file: str = _f("", "CA certificate (PEM) that https bundle servers' certificates must chain to "
+                      "(`avatar-kiosk provision https://…`); empty = the system's CAs.")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    textfile_dir: str = _f("", "Where the Prometheus text files go (node_exporter's textfile collector reads them); "
+                           "empty = /var/lib/prometheus/node-exporter on the box, <state_dir>/metrics in a checkout.")
+    interval_s: float = _f(15.0, "How often the kiosk's metrics file is rewritten (and after every turn).",
+                           lo=1, hi=3600)
+    http_port: int = _f(0, "Also serve the metrics at http://127.0.0.1:PORT/metrics (localhost only, for an agent "
+                        "on the box); 0 = off.", lo=0, hi=65535)
 
 
 @dataclass(frozen=True)
@@ -175,6 +205,7 @@ class Config:
     session: SessionConfig = field(default_factory=SessionConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -239,6 +270,17 @@ def from_dict(data: dict) -> Config:
         if not isinstance(k, str) or not _HEX_KEY.match(k.strip()):
             raise ConfigError(f"config: provisioning.trusted_keys has {k!r}, which is not a public key: each is the "
                               "64-character hex line `avatar-kiosk bundle keygen` printed")
+    if cfg.llm.engine == "openai-server" and not re.match(r"^https?://[^/\s]+", cfg.llm.server_url):
+        raise ConfigError(f"config: llm.server_url = {cfg.llm.server_url!r} is not accepted: llm.engine = "
+                          "'openai-server' needs the server's http:// or https:// address, e.g. http://10.0.0.5:8000/v1")
+    for key in ("server_api_key_file", "server_ca_file"):
+        value = getattr(cfg.llm, key)
+        if value and not Path(value).is_absolute():
+            raise ConfigError(f"config: llm.{key} = {value!r} is not accepted: an absolute path")
+    if cfg.provisioning.ca_file and not Path(cfg.provisioning.ca_file).is_absolute():
+        raise ConfigError(f"config: provisioning.ca_file = {cfg.provisioning.ca_file!r} is not accepted: an absolute path")
+    if cfg.metrics.textfile_dir and not Path(cfg.metrics.textfile_dir).is_absolute():
+        raise ConfigError(f"config: metrics.textfile_dir = {cfg.metrics.textfile_dir!r} is not accepted: an absolute path")
     for name in ("state_dir", "cache_dir", "models_dir", "runtime_dir"):
         value = getattr(cfg.paths, name)
         if value and not Path(value).is_absolute():

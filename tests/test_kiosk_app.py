@@ -114,6 +114,18 @@ def test_starts_ready_greets_and_answers_a_spoken_question(kiosk):
                lambda s: "replied" in s["info"].get("outcomes", []), timeout=120)
     assert st["app"] == "KioskApp" and st["info"]["persona"] == "Anna"
     assert st["latency"]["ttfa"]["n"] >= 1  # time to first audio was measured for the spoken turn
+    # ... and the fleet's Prometheus sees the turn: the metrics file, read with prometheus_client's parser
+    from prometheus_client.parser import text_string_to_metric_families
+
+    prom = kiosk["home"] / "state" / "metrics" / "avatar-kiosk.prom"
+    deadline, got = time.monotonic() + 30, {}
+    while time.monotonic() < deadline and not got.get(("avatar_kiosk_turns_total", "replied", "en")):
+        text = prom.read_text() if prom.is_file() else ""
+        got = {(s.name, s.labels.get("outcome"), s.labels.get("language")): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+        time.sleep(0.25)
+    assert got.get(("avatar_kiosk_turns_total", "replied", "en"), 0) >= 1, got
+    assert got[("avatar_kiosk_stage_seconds_count", None, "en")] >= 1
 
 
 def test_say_and_ask_over_the_control_socket(kiosk):

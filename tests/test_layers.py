@@ -21,7 +21,7 @@ LAYERS = [
 RANK = {group: i for i, layer in enumerate(LAYERS) for group in layer}
 # top-level modules of appliance/ and the group they belong to
 TOP = {"messages": "core", "config": "core", "paths": "core", "logs": "core", "lang": "core", "persona": "core",
-       "models": "core", "profile": "core", "knowledge": "core", "demo": "app", "cli": "cli", "__main__": "cli", "config_cli": "cli", "models_cli": "cli"}
+       "models": "core", "profile": "core", "knowledge": "core", "metrics": "core", "demo": "app", "cli": "cli", "__main__": "cli", "config_cli": "cli", "models_cli": "cli"}
 
 
 def _modules() -> dict[str, Path]:

@@ -39,6 +39,7 @@ from ..paths import Settings
 from ..screen.frametimes import FrameTimes
 from .profile import ProfileFiles, active_profile
 from .sticks import StickProvisioner
+from .telemetry import Telemetry
 
 log = logging.getLogger("avatar-kiosk.app")
 
@@ -83,6 +84,7 @@ class KioskApp:
         # mouth tracker, which forgets old audio by itself).
         self.events: deque[TurnEvent] = deque(maxlen=2000)
         self.frame_times = FrameTimes()
+        self.telemetry = Telemetry(settings)  # Prometheus metrics (node_exporter's textfile directory)
         self.sticks = StickProvisioner(self)
         self._task: asyncio.Task | None = None
         self._render: asyncio.Task | None = None
@@ -120,7 +122,9 @@ class KioskApp:
         self.renderer.draw(ScreenModel(state=KioskState.PROVISIONING, step="Waking up…", progress=0.2), None)
         self.renderer.present()
         self.tracker = MouthTracker(self.speaker.rate, fps=cfg.face.fps)
+        self.telemetry.attach()
         self.engines = await loop.run_in_executor(None, factory.load, self.settings)
+        self.telemetry.engines_loaded(self.engines)
         self._use_face(await loop.run_in_executor(None, self._face, self.profile.photo))
         self.store = TurnStore(self.settings.paths.db_path, cfg.privacy)
         self.conv = Conversation(self.settings, self.profile.persona, self.engines, self.mic, self.speaker,
@@ -175,6 +179,7 @@ class KioskApp:
         self._closed = True
         if self.frame_times.drawn:
             log.info("face: %s", self.frame_times.line(), extra=logs.fields(stage="render"))
+        self.telemetry.close()
         if self._render is not None:
             self._render.cancel()
         if self.speaker_out is not None and hasattr(self.speaker, "recording"):
@@ -218,7 +223,10 @@ class KioskApp:
                          "ttfa_s"):
                 stage.setdefault(name.removesuffix("_s"), []).append(getattr(m, name) * 1000)
         recent = list(self.frame_times.draw_ms)[-250:]
-        return {"profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
+        llm = self.engines.llm if self.engines is not None else None
+        server = {"llm_server": {"url": llm.endpoint.base_url, "up": llm.server_up,
+                                 "fallbacks": sum(llm.fallbacks.values())}} if hasattr(llm, "server_up") else {}
+        return {**server, "profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
                 "outcomes": [m.outcome for m in list(self.conv.metrics)[-20:]],
                 "render_ms_p50": sorted(recent)[len(recent) // 2] if recent else None, "stage_ms": stage,
                 "notice": self.notice, "provisioning": self.sticks.info()}
@@ -292,6 +300,7 @@ class KioskApp:
     # ------------------------------------------------------------------ events and frames
     def on_event(self, item: TurnEvent | ScreenModel) -> None:
         """Events from the conversation (on the loop thread)."""
+        self.telemetry.event(item)
         match item:
             case ScreenModel():
                 self.screen = replace(item, hint=item.hint or self.screen.hint)
@@ -347,7 +356,8 @@ class KioskApp:
             self.renderer.present()
             if self.recorder is not None:
                 self.recorder.add_frame(self.renderer.rgb(), index=k)
-            self.frame_times.shown(k, t0, time.perf_counter(), clock.late_s)
+            interval = self.frame_times.shown(k, t0, time.perf_counter(), clock.late_s)
+            self.telemetry.frame(interval, self.frame_times.skipped)
             await asyncio.sleep(0)  # let the conversation's callbacks run between frames
 
 

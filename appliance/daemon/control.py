@@ -193,6 +193,10 @@ def format_status(st: dict[str, Any]) -> str:
     lines.append(f"  vram      {f'{vram} MiB' if vram is not None else 'n/a (no NVIDIA GPU in use)'}")
     if "turns" in info:
         lines.append(f"  turns     {info['turns']}")
+    if "llm_server" in info:
+        srv = info["llm_server"]
+        lines.append(f"  llm       {srv['url']}: " + ("answering" if srv["up"] else "NOT answering — the local model "
+                     "answers meanwhile") + f"; {srv['fallbacks']} turn(s) answered locally")
     for k, v in (info.get("devices") or {}).items():
         lines.append(f"  {k:9} {v}")
     lat = st.get("latency") or {}

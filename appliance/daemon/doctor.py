@@ -171,6 +171,24 @@ def check_engines(settings: Any, m: Machine) -> Check:
     return ("engines", True, running + (f"; {plan.describe()}" if plan.items else ""), "")
 
 
+def check_llm_server(settings: Any, m: Machine) -> Check:
+    """llm.engine = "openai-server": the key file is the service's alone, and the server answers. A
+    server that does not answer is a warning: the local model answers the kiosk's turns meanwhile."""
+    from ..engines import EngineError
+    from ..engines.llm_remote import read_api_key
+    from ..engines.openai_stream import Endpoint, answers
+
+    cfg = settings.config.llm
+    try:
+        key = read_api_key(Path(cfg.server_api_key_file)) if cfg.server_api_key_file else ""
+    except EngineError as e:
+        return ("llm server", False, str(e), "see the message; then sudo systemctl restart avatar-kiosk")
+    if answers(Endpoint(cfg.server_url, cfg.server_model, key, cfg.server_ca_file), timeout=3.0):
+        return ("llm server", True, f"{cfg.server_url} answers", "")
+    return ("llm server", None, f"warning: {cfg.server_url} does not answer (down, unreachable, a wrong key or CA) — "
+            "the local model answers every turn meanwhile", "")
+
+
 def check_cuda(settings: Any, m: Machine) -> Check:
     found = ctypes.util.find_library("cudart")
     if not found:
@@ -326,6 +344,8 @@ def run_checks(settings: Any, m: Machine | None = None, *, quick: bool = False) 
         checks.append(("models", False, f"check crashed: {e.__class__.__name__}: {e}", "report this"))
     for fn in (check_engines, check_profile, check_disk, check_clock):
         checks.append(_safe(fn, settings, m))
+    if settings.config.llm.engine == "openai-server":
+        checks.append(_safe(check_llm_server, settings, m))
     if settings.paths.mode == "box":
         checks.append(_safe(check_box_setup, settings, m))
     return checks

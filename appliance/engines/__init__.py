@@ -18,6 +18,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "llm": {
         "llama-cpp": "appliance.engines.llm_llama:LlamaPersonaLLM",
+        "openai-server": "appliance.engines.llm_remote:ServerPersonaLLM",
     },
     "tts": {
         "piper-espeak": "appliance.engines.tts_piper:PiperEspeakTTS",

@@ -109,8 +109,17 @@ class LlamaPersonaLLM:
         """Drop the cached prefix states (the next prompt is evaluated whole: a cold start)."""
         self._prefixes.clear()
 
-    def generate(self, messages: Sequence[ChatMessage], cancel: threading.Event) -> Iterator[str]:
+    def generate(self, messages: Sequence[ChatMessage], cancel: threading.Event, *,
+                 continue_from: str = "") -> Iterator[str]:
+        """``continue_from``: the start of the reply someone else already wrote (a shared server
+        that died mid-sentence); the model goes on from it instead of starting over, so the
+        visitor hears one reply, not half of one and then another."""
         tokens = self._format(messages)
+        max_tokens = self.max_tokens
+        if continue_from:
+            more = self.llm.tokenize(continue_from.encode("utf-8"), add_bos=False, special=False)
+            tokens += more
+            max_tokens = max(self.max_tokens - len(more), 8)
         for p, state in self._prefixes.items():
             if tuple(tokens[: len(p)]) == p:
                 shared = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
@@ -119,7 +128,7 @@ class LlamaPersonaLLM:
                 break
         text = ""
         stop = self._stop
-        for out in self.llm.create_completion(tokens, max_tokens=self.max_tokens, temperature=self.temperature,
+        for out in self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=self.temperature,
                                               repeat_penalty=self.repeat_penalty, top_p=0.9, top_k=40,
                                               stream=True, stop=stop):
             if cancel.is_set():

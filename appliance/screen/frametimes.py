@@ -30,18 +30,22 @@ class FrameTimes:
         self.frame_ms: deque[float] = deque(maxlen=KEPT)
         self._last: tuple[int, float] | None = None
 
-    def shown(self, k: int, started: float, finished: float, late_s: float = 0.0) -> None:
+    def shown(self, k: int, started: float, finished: float, late_s: float = 0.0) -> float | None:
         """Frame ``k`` was drawn from ``started`` to ``finished`` (perf_counter seconds), ``late_s``
-        after the speaker's clock reached it."""
+        after the speaker's clock reached it; returns the time since the frame before, in seconds
+        (None for the first)."""
         self.drawn += 1
+        interval = None
         self.draw_ms.append((finished - started) * 1000)
         self.frame_ms.append((max(late_s, 0.0) + finished - started) * 1000)
         if self._last is not None:
             last_k, last_t = self._last
             if k > last_k + 1:
                 self.skipped += k - last_k - 1
-            self.interval_ms.append((finished - last_t) * 1000)
+            interval = finished - last_t
+            self.interval_ms.append(interval * 1000)
         self._last = (k, finished)
+        return interval
 
     def summary(self) -> dict:
         def pct(values, q: float) -> float:
