@@ -11,6 +11,7 @@ it speaks. Each test asserts its own step; a failure names the step.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,26 @@ def test_a_new_stick_switches_the_persona_without_a_restart(kiosk):
     _wait(kiosk["sock"], "the second stick's notice to clear", lambda s: not s["info"]["notice"], 10)
     assert (stick / "provision-report.txt").read_text(encoding="utf-8").startswith(
         "avatar-kiosk provisioning report")  # this stick was writable: the report is on it too
+
+
+def test_a_profile_pushed_by_a_fleet_tool_goes_live_without_a_restart(kiosk):
+    # `avatar-kiosk provision <bundle or https URL>` (Ansible, a cron job) switches the profile on
+    # disk and tells the running kiosk, which goes live with it as from a stick: same process.
+    from provisioning import derive
+
+    pid = kiosk["proc"].pid
+    bundle_dir = kiosk["tmp"] / "nora-bundle"
+    bundle_fmt.build(_stick_source(kiosk["tmp"] / "nora", NEW_PERSONA.replace("Maria", "Nora")), bundle_dir)
+    env = {**os.environ, "AVATAR_KIOSK_HOME": str(kiosk["home"]), derive.STUB_ENV: "1"}  # the light derive step
+    env.pop("AVATAR_KIOSK_CONFIG", None)
+    r = subprocess.run([sys.executable, "-m", "appliance", "provision", str(bundle_dir)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "The running kiosk now speaks as Nora" in r.stdout, r.stdout
+    st = _wait(kiosk["sock"], "Nora to be live", lambda s: s["info"].get("persona") == "Nora", timeout=30)
+    assert st["pid"] == pid
+    asked = control(kiosk["sock"], {"cmd": "ask", "text": "Hello!"}, timeout=60)
+    assert asked["ok"] and asked["persona"] == "Nora", asked
 
 
 def test_sigterm_while_speaking_exits_cleanly_and_the_speaker_heard_the_new_persona(kiosk):

@@ -236,6 +236,8 @@ class KioskApp:
         if self.conv is None:
             return {"ok": False, "error": "the kiosk is still loading"}
         cmd = request.get("cmd")
+        if cmd == "profile_changed":
+            return await self.sticks.profile_changed()
         if cmd not in ("say", "ask"):
             return {"ok": False, "error": f"unknown command {cmd!r}"}
         if self.sticks.busy:

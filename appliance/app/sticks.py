@@ -148,6 +148,29 @@ class StickProvisioner:
                                 greeting_at_s=round(app.speaker.played_seconds + app.speaker.queued_seconds, 2))
             await self._greet()
 
+    async def profile_changed(self) -> dict:
+        """``avatar-kiosk provision`` (a path or an https URL, pushed by a fleet tool) switched the
+        active profile on disk: go live with it the way a stick does — the reply in progress cut
+        cleanly, the new face, voice and persona, its greeting, the trial confirmed — without a
+        restart."""
+        app = self.app
+        if self.busy:
+            return {"ok": False, "error": "a USB stick is being set up; the kiosk takes the new profile after it"}
+        profile = active_profile(app.settings)
+        if profile.id == app.profile.id:
+            return {"ok": True, "changed": False, "profile": profile.id}
+        self.current = Path(profile.folder)  # one switch at a time, as with sticks
+        try:
+            await app.hush()
+            await app.use_profile(profile)
+        finally:
+            self.current = None
+            app.conv.release()
+        log.info("now running as %s (profile %s, provisioned from outside), without a restart",
+                 profile.persona.name, profile.id, extra=logs.fields(profile_id=profile.id, stage="provision"))
+        await self._greet()
+        return {"ok": True, "changed": True, "profile": profile.id, "persona": profile.persona.name}
+
     def _progress(self, titles: list[str], step: str, frac: float) -> None:
         app = self.app
         if app.overlay is None:
