@@ -140,6 +140,7 @@ def test_say_and_ask_over_the_control_socket(kiosk):
     # what the kiosk cannot say is refused with a reason, at once (it used to speak French as English)
     for request, reason in [({"text": "Bonjour", "language": "fr"}, "not one the kiosk speaks"),
                             ({"text": "你好，欢迎来到博物馆"}, "only English and Russian"),
+                            ({"text": "Bienvenue au musée, je suis Anne et nous sommes ici"}, "looks French"),
                             ({"text": "word " * 12_000}, "at most 1000"),
                             ({"text": "9" * 500}, "number too long")]:
         refused = control(kiosk["sock"], {"cmd": "say", **request}, timeout=10)

@@ -378,4 +378,32 @@ def unspeakable(text: str, language: object) -> str | None:
     ours = sum(1 for c in letters if c.isascii() or "\u0400" <= c <= "\u04ff")
     if letters and ours < 0.8 * len(letters):
         return "the kiosk speaks only English and Russian: this text is mostly in another script"
+    other = _latin_language(text)
+    if other:
+        return f"this text looks {other}: the kiosk speaks only English and Russian (its English voice would mangle it)"
+    return None
+
+
+# The commonest short words of the Latin-script languages a technician might paste by mistake,
+# none of them an English word: two of them, more than English ones, and the text is not English.
+_OTHER_WORDS = {
+    "French": {"le", "la", "les", "des", "est", "et", "je", "vous", "nous", "une", "du", "pour", "pas", "avec",
+               "bienvenue", "bonjour", "au", "aux", "ce", "cette", "sont", "dans", "musée", "merci"},
+    "German": {"der", "die", "das", "und", "ist", "nicht", "ich", "sie", "wir", "ein", "eine", "mit", "willkommen",
+               "im", "zum", "auf", "danke"},
+    "Spanish": {"el", "los", "las", "es", "y", "que", "por", "con", "para", "una", "bienvenidos", "museo", "gracias",
+                "del", "al", "hola"},
+}
+_ENGLISH_WORDS = {"the", "a", "an", "is", "are", "and", "to", "of", "in", "you", "it", "i", "for", "on", "with",
+                  "this", "that", "what", "my", "your", "we", "our", "welcome", "please", "museum", "hello"}
+
+
+def _latin_language(text: str) -> str | None:
+    """"French", "German" or "Spanish" when ``text`` reads as one of them rather than English."""
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    english = sum(w in _ENGLISH_WORDS for w in words)
+    for name, vocab in _OTHER_WORDS.items():
+        hits = sum(w in vocab for w in words)
+        if hits >= 2 and hits > english:
+            return name
     return None
