@@ -254,7 +254,7 @@ def shape_of(pose: MouthPose) -> str:
     """The nearest Rhubarb Lip Sync mouth shape (for logs and debugging): X (rest), A (closed:
     м/п/б), B (slightly open), C (open), D (wide open: а), E (rounded: о), F (puckered: у)."""
     o, w = pose.open, pose.width
-    if pose.close >= 0.5:
+    if pose.close >= 0.75:  # 0.5 is the frame beside a closure: the lips on their way, not closed
         return "A"
     if o < 0.03 and abs(w) < 0.03:
         return "X"
