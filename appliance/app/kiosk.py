@@ -37,6 +37,7 @@ from ..lang import guess_language
 from ..messages import AudioQueued, BargeIn, KioskState, ScreenModel, TurnEvent
 from ..paths import Settings
 from ..screen.frametimes import FrameTimes
+from .presence import PresenceFlow
 from .profile import ProfileFiles, active_profile
 from .sticks import StickProvisioner
 from .telemetry import Telemetry
@@ -86,6 +87,7 @@ class KioskApp:
         self.frame_times = FrameTimes()
         self.telemetry = Telemetry(settings)  # Prometheus metrics (node_exporter's textfile directory)
         self.sticks = StickProvisioner(self)
+        self.presence = PresenceFlow(self)  # a camera's visitors (nothing at all without one)
         self._task: asyncio.Task | None = None
         self._render: asyncio.Task | None = None
         self._done = asyncio.Event()
@@ -138,8 +140,9 @@ class KioskApp:
     async def _run(self) -> None:
         self.speaker.start()
         try:
-            if self.greet_at_start:
+            if self.greet_at_start and not self.presence.enabled:  # with a camera: greet whoever comes
                 await self.conv.greet(self.profile.persona.languages[0])
+            self.presence.start()
             await self.conv.run(stop_after_audio_s=self.exit_after_s)
         finally:
             self._done.set()
@@ -177,6 +180,7 @@ class KioskApp:
         if self._closed:
             return
         self._closed = True
+        self.presence.stop()
         if self.frame_times.drawn:
             log.info("face: %s", self.frame_times.line(), extra=logs.fields(stage="render"))
         self.telemetry.close()

@@ -96,6 +96,8 @@ class Conversation:
         self.ticker = Ticker()
         self.stopped = False
         self._held = False  # a stick is being set up: frames keep the clock, nobody is listened to
+        # Silence ends a visit (session.visitor_gone_s) unless a camera sees who is there (app/presence.py).
+        self.sound_presence = True
         self._turn_task: asyncio.Task | None = None
         self._t_audio = 0.0
         self._level_frames = 0
@@ -307,7 +309,7 @@ class Conversation:
         if self._level_frames * len(frame) >= MIC_RATE // 10:
             self._level_frames = 0
             self.set_screen(level=round(level(frame), 2))
-        if not self.turn_active and self.session.visitor_left(self._t_audio):
+        if self.sound_presence and not self.turn_active and self.session.visitor_left(self._t_audio):
             self.emit(VisitorGone())
             self.set_screen(state=KioskState.IDLE, heard="", saying="")
         self.listener.hear(frame, t, echo)
