@@ -156,6 +156,8 @@ class DisplayConfig:
     width: int = _f(720, "Window width when not fullscreen.", lo=160, hi=7680)
     height: int = _f(1280, "Window height when not fullscreen.", lo=160, hi=7680)
     font: str = _f("", "TTF font with Cyrillic; empty = DejaVu Sans from the system.")
+    keyboard: bool = _f(True, "Visitors may write instead of speak: a \"Write\" button opens an on-screen keyboard "
+                        "(touch screen or mouse; a USB keyboard types into it too).")
 
 
 @dataclass(frozen=True)

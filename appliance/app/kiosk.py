@@ -120,7 +120,8 @@ class KioskApp:
         cfg = self.settings.config
         loop = asyncio.get_running_loop()
         self.profile = active_profile(self.settings)
-        self.renderer = Renderer(cfg.display, headless=self.headless, fps=cfg.face.fps)
+        self.renderer = Renderer(cfg.display, headless=self.headless, fps=cfg.face.fps,
+                                 keyboard_layout=self.profile.persona.languages[0])
         self.renderer.draw(ScreenModel(state=KioskState.PROVISIONING, step="Waking up…", progress=0.2), None)
         self.renderer.present()
         self.tracker = MouthTracker(self.speaker.rate, fps=cfg.face.fps)
@@ -258,6 +259,18 @@ class KioskApp:
         reply, metrics = await self.conv.typed_turn(text, request.get("language"))
         return {"ok": True, "reply": reply, "language": metrics.language, "persona": self.profile.persona.name}
 
+    def written(self, text: str) -> None:
+        """A visitor sent ``text`` from the screen's keyboard: answered aloud and in captions, as a
+        spoken question is. What the kiosk cannot say is dropped with a journal line (never the text)."""
+        if self.conv is None or self.sticks.busy:
+            return
+        problem = unspeakable(text, None)
+        if problem:
+            log.info("a typed question was not taken: %s", problem)
+            return
+        if not self.conv.written(text):
+            log.info("a typed question came while the kiosk was busy; not taken")
+
     async def provision(self, path: Path) -> None:
         """A USB stick appeared (mounted read-only at ``path``): see :mod:`.sticks`."""
         await self.sticks.provision(Path(path))
@@ -349,6 +362,8 @@ class KioskApp:
                 if self.conv is not None:
                     self.conv.stop()
                 break
+            for text in self.renderer.take_typed():
+                self.written(text)
             k = clock.due()
             if k is None:
                 await asyncio.sleep(0.004)

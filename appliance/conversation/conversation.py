@@ -380,6 +380,19 @@ class Conversation:
         language = language or guess_language(text, self.languages[0])
         return await self.turns.typed(f"typed-{uuid.uuid4().hex[:8]}", text, language)
 
+    def written(self, text: str) -> bool:
+        """A visitor typed ``text`` on the kiosk's keyboard: start its turn (False while another turn
+        runs or a stick is being set up). Typing is addressing the kiosk: no wake word needed."""
+        if self.turn_active or self._held or not text.strip():
+            return False
+        language = guess_language(text, self.languages[0])
+        self.session.history.touch(self._t_audio)
+        self.turns.producing = True
+        turn_id = f"typed-{uuid.uuid4().hex[:8]}-{next(self._ids)}"
+        self._turn_task = asyncio.get_running_loop().create_task(self.turns.written(turn_id, text.strip(), language))
+        self._turn_task.add_done_callback(lambda _t: self.nudge())
+        return True
+
     async def say(self, text: str, language: str) -> None:
         """Speak a fixed text (the technician's ``avatar-kiosk say``), as a turn of its own."""
         await self._say_fixed(f"say-{uuid.uuid4().hex[:8]}", text, language)
