@@ -234,7 +234,7 @@ class KioskApp:
         return {**server, "profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
                 "outcomes": [m.outcome for m in list(self.conv.metrics)[-20:]],
                 "render_ms_p50": sorted(recent)[len(recent) // 2] if recent else None, "stage_ms": stage,
-                "notice": self.notice, "provisioning": self.sticks.info()}
+                "notice": self.notice, "provisioning": self.sticks.info(), **self.presence.info()}
 
     async def command(self, request: dict) -> dict:
         """``say`` and ``ask`` from the control socket: the kiosk speaks (face and captions too)."""

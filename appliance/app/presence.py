@@ -88,6 +88,15 @@ class PresenceFlow:
         for task in list(self._tasks):
             task.cancel()
 
+    def info(self) -> dict:
+        """For ``avatar-kiosk status`` and doctor: counts only."""
+        if not self.enabled:
+            return {}
+        w = self.watcher
+        return {"presence": {"camera": self.cfg.camera, "camera_ok": self.camera_ok, "present": self.present,
+                             "visitors": len(self.visits), "invitations": len(self.invitations),
+                             "detector_ms": round(w.ms_per_frame, 1) if w else 0.0}}
+
     def _pace(self, t: float) -> bool:
         """The presence thread waits until the kiosk's audio clock reaches the file's time ``t``."""
         conv = self.app.conv
