@@ -108,3 +108,38 @@ def test_without_a_camera_the_kiosk_greets_at_start_as_before(settings):
     assert PresenceFlow(Stub()).enabled is False
     assert is_night(23, [22, 7]) and is_night(3, [22, 7]) and not is_night(12, [22, 7])
     assert is_night(13, [12, 14]) and not is_night(14, [12, 14]) and not is_night(5, [8, 8])
+
+
+ATTRACT_SCENE = [("empty", 14.0), ("close", 3.0), ("empty", 1.0)]
+
+
+def test_attract_mode_invites_people_in_when_nobody_is_there_but_not_at_night(settings, tmp_path):
+    video = scenes.write_scene(tmp_path / "quiet.avi", ATTRACT_SCENE, fps=5)
+    s = kiosk_settings(settings, video)
+    s = Settings(config_mod.replace(s.config, "presence", **{**dataclasses.asdict(s.config.presence),
+                                                             "attract_interval_s": 3.0}), s.paths)
+    seconds = sum(d for _, d in ATTRACT_SCENE)
+    mic = WavFileMic(samples=np.zeros(int(seconds * 16000), np.int16), realtime=True)
+    speaker = RecordingSpeaker(s.config.audio.output_rate)
+    app = KioskApp(s, mic=mic, speaker=speaker, headless=True, exit_after_s=seconds)
+    night_until = 5.0  # the box's clock says night for the first 5 s (audio time), then day
+
+    async def main() -> None:
+        await app.start()
+        app.presence.hour = lambda: 23 if app.conv.audio_now() < night_until else 12
+        try:
+            await app.wait()
+        finally:
+            await app.stop()
+
+    asyncio.run(main())
+    invited = app.presence.invitations
+    face_at = scenes.starts(ATTRACT_SCENE, "close")[0]
+    assert invited, "nobody was invited in"
+    assert all(night_until <= t < face_at for t, _ in invited), invited  # not at night, not once someone is there
+    assert [lang for _, lang in invited][:2] == ["en", "ru"][:len(invited)]  # both languages, in turn
+    said = [e.text for e in app.events if isinstance(e, SentenceReady)]
+    assert s.config.presence.attract_en[0] in said
+    greetings = [e for e in app.events if isinstance(e, SentenceReady) and e.turn_id == "greeting"]
+    assert len(greetings) == 1 and len(app.presence.visits) == 1 and app.presence.visits[0].greeted
+    print(f"\ninvitations at {[round(t, 1) for t, _ in invited]} s ({[lang for _, lang in invited]})")

@@ -116,12 +116,15 @@ class PresenceFlow:
         match ev:
             case VisitorArrived(t=t):
                 self.present = True
-                # Someone who spoke first is already being answered; a stick being set up has the screen.
-                busy = app.sticks.busy or conv.turn_active or app.speaker.busy or conv.screen.state != KioskState.IDLE
+                # Someone who spoke first is already being answered; a stick being set up has the
+                # screen. An invitation still playing is cut for the greeting.
+                inviting = self._inviting()
+                busy = not inviting and (app.sticks.busy or conv.turn_active or app.speaker.busy
+                                         or conv.screen.state != KioskState.IDLE)
                 self.visits.append(Visit(t, greeted=not busy))
                 log.info("presence: a visitor arrived%s", "" if not busy else " (the kiosk was busy: no greeting)")
                 if not busy:
-                    self._spawn(conv.greet(conv.languages[0]))
+                    self._spawn(self._greet(cut=inviting))
             case VisitorLeft(stayed_s=stayed):
                 self.present = False
                 log.info("presence: the visitor left after %.0f s", stayed)
@@ -133,6 +136,27 @@ class PresenceFlow:
             case CameraBack():
                 self.camera_ok = True
                 conv.sound_presence = False
+
+    def greeting_language(self) -> str:
+        """The language the site sets first (``session.languages``), if the persona speaks it."""
+        conv = self.app.conv
+        first = self.app.settings.config.session.languages[0]
+        return first if first in conv.languages else conv.languages[0]
+
+    def _inviting(self) -> bool:
+        conv = self.app.conv
+        return (not conv.turn_active and conv.screen.state == KioskState.SPEAKING
+                and conv.screen.saying in self._phrase_texts())
+
+    def _phrase_texts(self) -> set[str]:
+        return {*self.cfg.attract_en, *self.cfg.attract_ru}
+
+    async def _greet(self, cut: bool) -> None:
+        app, conv = self.app, self.app.conv
+        if cut:
+            await app.hush()
+            conv.release()
+        await conv.greet(self.greeting_language())
 
     async def _reset(self) -> None:
         """The visitor left: cut what is being said, forget them, clear the captions."""
