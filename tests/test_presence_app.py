@@ -143,3 +143,29 @@ def test_attract_mode_invites_people_in_when_nobody_is_there_but_not_at_night(se
     greetings = [e for e in app.events if isinstance(e, SentenceReady) and e.turn_id == "greeting"]
     assert len(greetings) == 1 and len(app.presence.visits) == 1 and app.presence.visits[0].greeted
     print(f"\ninvitations at {[round(t, 1) for t, _ in invited]} s ({[lang for _, lang in invited]})")
+
+
+def test_ten_minutes_of_an_empty_hall_through_the_real_app_greet_nobody(settings, tmp_path):
+    """Virtual time: the microphone (a recording of silence) runs as fast as the kiosk goes and waits
+    for each camera frame to be analysed; the camera is a 10-s file of the empty hall, looped."""
+    video = scenes.write_scene(tmp_path / "empty.avi", [("empty", 10.0)], fps=2)
+    s = kiosk_settings(settings, video)
+    s = Settings(config_mod.replace(s.config, "presence", **{**dataclasses.asdict(s.config.presence),
+                                                             "loop_file": True, "fps": 2.0}), s.paths)
+    seconds = 600.0
+    mic = WavFileMic(samples=np.zeros(int(seconds * 16000), np.int16), realtime=False)
+    speaker = RecordingSpeaker(s.config.audio.output_rate)
+    app = KioskApp(s, mic=mic, speaker=speaker, headless=True, exit_after_s=seconds)
+
+    async def main() -> None:
+        await app.start()
+        try:
+            await app.wait()
+        finally:
+            await app.stop()
+
+    asyncio.run(main())
+    assert app.conv.audio_now() >= seconds
+    assert app.presence.watcher.frames >= 2 * seconds - 5  # every half second of the ten minutes was looked at
+    assert app.presence.visits == [] and not [e for e in app.events if isinstance(e, SentenceReady)]
+    assert float(np.max(np.abs(speaker.recording()), initial=0.0)) < 0.01  # not a word

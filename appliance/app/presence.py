@@ -56,6 +56,7 @@ class PresenceFlow:
         self.hour = lambda: datetime.datetime.now().hour  # local time on the box (tests set it)
         self.watcher = None
         self._quiet_since = 0.0
+        self._camera_t = -1.0  # camera time of the last frame analysed (virtual-time pacing)
         self._next_phrase = 0
         self._stop = threading.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -75,8 +76,15 @@ class PresenceFlow:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(self.handle, ev)
 
-        pace = self._pace if is_file_spec(self.cfg.camera) else None
-        self.watcher = PresenceWatcher(self.cfg, hand_over, pace=pace)
+        pace = on_frame = None
+        if is_file_spec(self.cfg.camera):
+            pace = self._pace
+            if getattr(self.app.mic, "virtual", False):
+                # Virtual time: the recording also waits for the camera's frames to be analysed, so
+                # the visitor in the file appears at the same audio time however slow the machine.
+                on_frame = self._analysed(loop)
+                conv.holds.append(self._camera_behind)
+        self.watcher = PresenceWatcher(self.cfg, hand_over, pace=pace, on_frame=on_frame)
         self.watcher.start()
         if self.cfg.attract_interval_s > 0:
             self._spawn(self._attract())
@@ -96,6 +104,19 @@ class PresenceFlow:
         return {"presence": {"camera": self.cfg.camera, "camera_ok": self.camera_ok, "present": self.present,
                              "visitors": len(self.visits), "invitations": len(self.invitations),
                              "detector_ms": round(w.ms_per_frame, 1) if w else 0.0}}
+
+    def _analysed(self, loop):
+        def on_frame(t: float) -> None:  # the presence thread
+            self._camera_t = t
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self.app.conv.nudge)
+        return on_frame
+
+    def _camera_behind(self) -> bool:
+        w = self.watcher
+        if w is None or w.ended.is_set() or self._stop.is_set():
+            return False
+        return self.app.conv.audio_now() >= self._camera_t + 1.0 / self.cfg.fps
 
     def _pace(self, t: float) -> bool:
         """The presence thread waits until the kiosk's audio clock reaches the file's time ``t``."""

@@ -98,6 +98,9 @@ class Conversation:
         self._held = False  # a stick is being set up: frames keep the clock, nobody is listened to
         # Silence ends a visit (session.visitor_gone_s) unless a camera sees who is there (app/presence.py).
         self.sound_presence = True
+        # Virtual time: other work the recording waits for (a video file as the camera, analysed on
+        # its own thread: its visitor must appear at the same audio time on any machine).
+        self.holds: list[Callable[[], bool]] = []
         self._turn_task: asyncio.Task | None = None
         self._t_audio = 0.0
         self._level_frames = 0
@@ -178,7 +181,7 @@ class Conversation:
         """Virtual time (:mod:`.pacing`): hold the recording while the kiosk decides on a barge-in,
         or computes with less than a frame of reply queued — the next frame would play a gap that a
         faster machine would not have."""
-        if self.listener.checks:
+        if self.listener.checks or any(hold() for hold in self.holds):
             return True
         if not self.turn_active or not self.turns.producing:
             return False

@@ -8,7 +8,7 @@ a line and a ``CameraBack`` when it works again.
 
 ``pace(t)``: called before each frame of camera time ``t``; returns once the kiosk's clock has
 reached it (a video file played on the kiosk's audio clock), or False to stop. Without it a file
-is read as fast as the detector goes — virtual time.
+is read as fast as the detector goes — virtual time. ``on_frame(t)``: after each analysed frame.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ log = logging.getLogger("avatar-kiosk.presence")
 
 class PresenceWatcher:
     def __init__(self, cfg, on_event: Callable[[object], None], *, pace: Callable[[float], bool] | None = None,
-                 detector=None) -> None:
+                 on_frame: Callable[[float], None] | None = None, detector=None) -> None:
         self.cfg = cfg
         self.on_event = on_event
         self.pace = pace
+        self.on_frame = on_frame  # after each analysed frame, with its camera time (virtual-time pacing)
         self.detector = detector
         self.tracker = PresenceTracker(cfg.gone_after_s, confirm=cfg.confirm_frames)
         self.frames = 0
@@ -91,6 +92,8 @@ class PresenceWatcher:
                     for ev in self.tracker.update(t, n):
                         if isinstance(ev, (VisitorArrived, VisitorLeft)):
                             self.on_event(ev)
+                    if self.on_frame is not None:
+                        self.on_frame(t)
             finally:
                 cam.close()
             if self._stop.is_set():
