@@ -107,3 +107,53 @@ def test_a_missing_camera_is_one_journal_line_and_retried(caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "avatar-kiosk.presence"]
     assert len(lines) == 1 and "does not exist" in lines[0] and "by sound" in lines[0], lines
     assert got == [CameraLost(got[0].reason)]
+
+
+def test_a_camera_that_vanishes_mid_visit_is_one_line_then_back(monkeypatch, caplog):
+    """The device stands in: it gives frames with a face, stops (unplugged), cannot be opened once,
+    then gives frames again."""
+    import numpy as np
+
+    from appliance.presence import watcher as watcher_mod
+    from appliance.presence.camera import CameraError
+    from appliance.presence.events import CameraBack
+
+    opens = iter([1.0, "gone", float("inf")])  # seconds of frames each time the camera is opened
+
+    class Cam:
+        name = "/dev/video0"
+
+        def __init__(self, lasts: float) -> None:
+            self.t, self.lasts = 0.0, lasts
+
+        def read(self):
+            self.t += 0.2
+            time.sleep(0.005)
+            return (self.t, np.zeros((4, 4, 3), np.uint8)) if self.t < self.lasts else None
+
+        def close(self) -> None:
+            pass
+
+    def open_camera(spec, **_kw):
+        lasts = next(opens)
+        if lasts == "gone":
+            raise CameraError("presence.camera: /dev/video0 does not exist (is the camera plugged in?)")
+        return Cam(lasts)
+
+    class Detector:
+        def faces(self, _rgb):
+            return [FaceBox(0.4, 0.3, 0.2, 0.25, 0.9, 0.05)]
+
+    monkeypatch.setattr(watcher_mod, "open_camera", open_camera)
+    got: list = []
+    w = PresenceWatcher(PresenceConfig(camera="/dev/video0", retry_s=0.1), got.append, detector=Detector())
+    with caplog.at_level(logging.INFO, logger="avatar-kiosk.presence"):
+        w.start()
+        deadline = time.monotonic() + 5
+        while not any(isinstance(e, CameraBack) for e in got) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        w.stop()
+    kinds = [type(e).__name__ for e in got]
+    assert kinds[:3] == ["VisitorArrived", "CameraLost", "CameraBack"], kinds  # the failed reopen: no 2nd line
+    lines = [r.getMessage() for r in caplog.records if r.name == "avatar-kiosk.presence"]
+    assert sum("by sound" in line for line in lines) == 1 and any("works again" in line for line in lines), lines

@@ -14,6 +14,7 @@ a test's visitor appears at a known audio time, in virtual or real time alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import threading
@@ -73,7 +74,7 @@ class PresenceFlow:
         self.camera_ok = True
 
         def hand_over(ev) -> None:  # the presence thread
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed as the kiosk stopped
                 loop.call_soon_threadsafe(self.handle, ev)
 
         pace = on_frame = None
@@ -108,7 +109,7 @@ class PresenceFlow:
     def _analysed(self, loop):
         def on_frame(t: float) -> None:  # the presence thread
             self._camera_t = t
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self.app.conv.nudge)
         return on_frame
 

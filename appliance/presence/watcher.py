@@ -55,6 +55,15 @@ class PresenceWatcher:
 
     # ------------------------------------------------------------------ the thread
     def run(self) -> None:
+        try:
+            self._run()
+        except Exception as e:  # noqa: BLE001 - the kiosk goes on by sound; the journal says why
+            log.error("presence stopped: %s: %s; deciding presence by sound", type(e).__name__, e)
+            self.on_event(CameraLost(f"presence stopped: {type(e).__name__}"))
+        finally:
+            self.ended.set()
+
+    def _run(self) -> None:
         cfg = self.cfg
         from .detector import FaceDetector, counts
 
@@ -85,7 +94,11 @@ class PresenceWatcher:
                         self._stop.set()
                         break
                     t0 = _now()
-                    n = counts(self.detector.faces(rgb), cfg.min_face, max_turn)
+                    try:
+                        n = counts(self.detector.faces(rgb), cfg.min_face, max_turn)
+                    except Exception as e:  # noqa: BLE001 - a frame the detector chokes on is skipped
+                        log.debug("presence: a frame was not analysed: %s", type(e).__name__)
+                        n = 0
                     del rgb  # the frame ends here
                     self.detect_s += _now() - t0
                     self.frames += 1
@@ -104,7 +117,6 @@ class PresenceWatcher:
             lost = self._lost(lost, f"{describe(cfg.camera)} stopped giving frames (unplugged?)")
             self.tracker.reset()
             self._stop.wait(cfg.retry_s)
-        self.ended.set()
 
     def _lost(self, lost: str | None, reason: str) -> str:
         if lost is None:  # one journal line per outage, not one per retry
