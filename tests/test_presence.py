@@ -157,3 +157,12 @@ def test_a_camera_that_vanishes_mid_visit_is_one_line_then_back(monkeypatch, cap
     assert kinds[:3] == ["VisitorArrived", "CameraLost", "CameraBack"], kinds  # the failed reopen: no 2nd line
     lines = [r.getMessage() for r in caplog.records if r.name == "avatar-kiosk.presence"]
     assert sum("by sound" in line for line in lines) == 1 and any("works again" in line for line in lines), lines
+
+
+def test_status_shows_the_camera_line():
+    from appliance.daemon.control import format_status
+
+    shown = format_status({"state": "listening", "info": {"presence": {
+        "camera": "/dev/video0", "camera_ok": False, "present": False, "visitors": 12, "invitations": 3,
+        "detector_ms": 7.5}}})
+    assert "camera    /dev/video0: NOT reading — presence by sound meanwhile; 12 visitor(s)" in shown
