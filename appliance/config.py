@@ -156,6 +156,8 @@ class DisplayConfig:
     width: int = _f(720, "Window width when not fullscreen.", lo=160, hi=7680)
     height: int = _f(1280, "Window height when not fullscreen.", lo=160, hi=7680)
     font: str = _f("", "TTF font with Cyrillic; empty = DejaVu Sans from the system.")
+    keyboard: bool = _f(True, "Visitors may write instead of speak: a \"Write\" button opens an on-screen keyboard "
+                        "(touch screen or mouse; a USB keyboard types into it too).")
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,35 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class PresenceConfig:
+    """Who is in front of the kiosk, from an optional USB camera (see README, "Camera")."""
+
+    camera: str = _f("", "Camera for presence: empty = none (presence from sound, as before); a V4L2 device "
+                     "(\"/dev/video0\" or its index \"0\"); or a video file standing in for one (played on the "
+                     "kiosk's audio clock: tests and demos).")
+    loop_file: bool = _f(False, "A video file as the camera starts again at its end (its time goes on).")
+    fps: float = _f(5.0, "Frames analysed per second (the face detector runs on one CPU thread).", lo=0.5, hi=30)
+    min_face: float = _f(0.12, "Close enough to greet: the face's width as a fraction of the picture's "
+                         "(~0.12 is about 1.5 m with a 70-degree webcam).", lo=0.01, hi=1.0)
+    looking: bool = _f(True, "Greet only a face turned to the screen (not one passing by in profile).")
+    max_turn: float = _f(0.35, "How far a face may be turned and still count as looking: the nose's offset "
+                         "from the eyes' middle, in eye distances (frontal ~0.05, profile > 0.5).", lo=0.05, hi=2.0)
+    min_confidence: float = _f(0.6, "Face detector score needed to count a face.", lo=0.1, hi=0.99)
+    confirm_frames: int = _f(2, "Analysed frames in a row with a face before the visitor counts as arrived "
+                             "(one false detection greets nobody).", lo=1, hi=30)
+    gone_after_s: float = _f(8.0, "No face for this long: the visitor has left (history dropped, captions "
+                             "cleared, back to attract).", lo=1, hi=600)
+    retry_s: float = _f(5.0, "Seconds between attempts to reopen a missing or failed camera.", lo=0.5, hi=300)
+    attract_interval_s: float = _f(60.0, "While nobody is there (camera only), invite people in this often "
+                                   "(seconds of quiet); 0 = never.", lo=0, hi=3600)
+    attract_en: list = _f(["Hello there! Come closer, I'd love to talk."], "English invitations (one is picked "
+                          "in turn; said from the phrase cache).")
+    attract_ru: list = _f(["Здравствуйте! Подходите, давайте поговорим."], "Russian invitations.")
+    night_hours: list = _f([22, 7], "Local hours [from, until] when the kiosk invites nobody (the same "
+                           "hour twice = never quiet).")
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -206,6 +237,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -281,6 +313,14 @@ def from_dict(data: dict) -> Config:
         raise ConfigError(f"config: provisioning.ca_file = {cfg.provisioning.ca_file!r} is not accepted: an absolute path")
     if cfg.metrics.textfile_dir and not Path(cfg.metrics.textfile_dir).is_absolute():
         raise ConfigError(f"config: metrics.textfile_dir = {cfg.metrics.textfile_dir!r} is not accepted: an absolute path")
+    hours = cfg.presence.night_hours
+    if len(hours) != 2 or not all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23 for h in hours):
+        raise ConfigError(f"config: presence.night_hours = {hours!r} is not accepted: two hours 0…23, [from, until], "
+                          "e.g. [22, 7]")
+    for key in ("attract_en", "attract_ru"):
+        phrases = getattr(cfg.presence, key)
+        if not all(isinstance(p, str) and p.strip() for p in phrases):
+            raise ConfigError(f"config: presence.{key} = {phrases!r} is not accepted: a list of phrases (text)")
     for name in ("state_dir", "cache_dir", "models_dir", "runtime_dir"):
         value = getattr(cfg.paths, name)
         if value and not Path(value).is_absolute():

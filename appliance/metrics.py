@@ -103,6 +103,7 @@ class KioskMetrics:
         # Only where they mean something (a gauge that is there says 0): see watch_llm_server, set_vram.
         self.llm_server_up: Gauge | None = None
         self.vram: Gauge | None = None
+        self.visitors: Counter | None = None
         self.updated = Gauge("avatar_kiosk_metrics_updated_timestamp_seconds", "When these figures were written "
                              "(a stale value: the kiosk is hung or down)", registry=r)
         self._skipped_seen = 0
@@ -119,6 +120,29 @@ class KioskMetrics:
 
     def barge_in(self) -> None:
         self.barge_ins.inc()
+
+    # Presence (a camera): counts and durations only — nothing about who.
+    def visitor_arrived(self) -> None:
+        self._visits().inc()
+
+    def visitor_left(self, stayed_s: float) -> None:
+        self._visits()
+        self.visit_seconds.observe(stayed_s)
+
+    def camera(self, up: bool) -> None:
+        self._visits()
+        self.camera_up.set(1 if up else 0)
+
+    def _visits(self) -> Counter:
+        if self.visitors is None:  # only on a kiosk with a camera
+            r = self.registry
+            self.visitors = Counter("avatar_kiosk_visitors", "Visitors the camera saw arrive", registry=r)
+            self.visit_seconds = Histogram("avatar_kiosk_visit_seconds", "How long visitors stayed (camera)",
+                                           buckets=(5, 15, 30, 60, 120, 300, 600, 1800), registry=r)
+            self.camera_up = Gauge("avatar_kiosk_camera_up", "1 while the presence camera gives frames",
+                                   registry=r)
+            self.camera_up.set(1)
+        return self.visitors
 
     def frame(self, interval_s: float) -> None:
         self.frames.observe(interval_s)

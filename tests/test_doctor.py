@@ -158,3 +158,31 @@ def test_doctor_warns_when_a_production_engine_falls_back(settings):
     cfg = config_mod.replace(settings.config, "tts", engine="xtts")
     name, ok, detail, _fix = check_engines(paths_mod.Settings(cfg, settings.paths), None)
     assert ok is None and detail.startswith("warning: tts: xtts") and "using piper-espeak" in detail
+
+
+def test_doctor_reports_the_camera(settings, tmp_path):
+    m = _box(tmp_path)
+    none = _by_name(doctor.run_checks(settings, m, quick=True))["camera"]
+    assert none[1] is None and "none configured" in none[2] and "[presence] camera" in none[2]
+    (m.dev / "video0").touch()
+    plugged = doctor.check_camera(settings, m, quick=True)
+    assert plugged[1] is None and "video0" in plugged[2]
+    with_cam = paths_mod.Settings(config_mod.replace(settings.config, "presence", camera="/dev/video2"),
+                                  settings.paths)
+    missing = doctor.check_camera(with_cam, m, quick=True)
+    assert missing[1] is False and "video2 does not exist" in missing[2] and "video0" in missing[2]
+    assert "v4l2-ctl" in missing[3]
+    there = doctor.check_camera(paths_mod.Settings(config_mod.replace(settings.config, "presence", camera="0"),
+                                                   settings.paths), m, quick=True)
+    assert there[1] is True and "video0" in there[2]
+
+
+def test_doctor_reads_a_frame_from_a_video_file_camera(settings, tmp_path):
+    from support import scenes
+
+    video = scenes.write_scene(tmp_path / "hall.avi", [("close", 1.0)], fps=5)
+    s = paths_mod.Settings(config_mod.replace(settings.config, "presence", camera=str(video)), settings.paths)
+    c = doctor.check_camera(s, doctor.Machine())
+    assert c[1] is True and "stands in for the camera" in c[2]
+    probe = doctor._probe_camera(str(video), s.config.presence)
+    assert probe[1] is True and "640x480" in probe[2] and "1 face(s) in view (1 close and looking)" in probe[2], probe

@@ -43,7 +43,7 @@ def test_kiosk_unit_is_notify_watchdog_restart_and_hardened():
         assert s[k] == [v], k
     assert s["ProtectHome"][0] in ("yes", "read-only", "tmpfs")
     allowed = " ".join(s["DeviceAllow"])
-    for dev in ("char-alsa", "char-drm", "/dev/nvidiactl", "/dev/nvidia-uvm"):
+    for dev in ("char-alsa", "char-drm", "char-video4linux", "/dev/nvidiactl", "/dev/nvidia-uvm"):
         assert dev in allowed, dev
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert s["ExecStart"] == ["/opt/avatar-kiosk/bin/kiosk-session cage"]

@@ -37,6 +37,7 @@ from ..lang import guess_language
 from ..messages import AudioQueued, BargeIn, KioskState, ScreenModel, TurnEvent
 from ..paths import Settings
 from ..screen.frametimes import FrameTimes
+from .presence import PresenceFlow
 from .profile import ProfileFiles, active_profile
 from .sticks import StickProvisioner
 from .telemetry import Telemetry
@@ -86,6 +87,7 @@ class KioskApp:
         self.frame_times = FrameTimes()
         self.telemetry = Telemetry(settings)  # Prometheus metrics (node_exporter's textfile directory)
         self.sticks = StickProvisioner(self)
+        self.presence = PresenceFlow(self)  # a camera's visitors (nothing at all without one)
         self._task: asyncio.Task | None = None
         self._render: asyncio.Task | None = None
         self._done = asyncio.Event()
@@ -118,7 +120,8 @@ class KioskApp:
         cfg = self.settings.config
         loop = asyncio.get_running_loop()
         self.profile = active_profile(self.settings)
-        self.renderer = Renderer(cfg.display, headless=self.headless, fps=cfg.face.fps)
+        self.renderer = Renderer(cfg.display, headless=self.headless, fps=cfg.face.fps,
+                                 keyboard_layout=self._first_language())
         self.renderer.draw(ScreenModel(state=KioskState.PROVISIONING, step="Waking up…", progress=0.2), None)
         self.renderer.present()
         self.tracker = MouthTracker(self.speaker.rate, fps=cfg.face.fps)
@@ -138,8 +141,9 @@ class KioskApp:
     async def _run(self) -> None:
         self.speaker.start()
         try:
-            if self.greet_at_start:
+            if self.greet_at_start and not self.presence.enabled:  # with a camera: greet whoever comes
                 await self.conv.greet(self.profile.persona.languages[0])
+            self.presence.start()
             await self.conv.run(stop_after_audio_s=self.exit_after_s)
         finally:
             self._done.set()
@@ -177,6 +181,7 @@ class KioskApp:
         if self._closed:
             return
         self._closed = True
+        self.presence.stop()
         if self.frame_times.drawn:
             log.info("face: %s", self.frame_times.line(), extra=logs.fields(stage="render"))
         self.telemetry.close()
@@ -229,7 +234,7 @@ class KioskApp:
         return {**server, "profile": self.profile.id, "persona": self.profile.persona.name, "turns": len(self.conv.metrics),
                 "outcomes": [m.outcome for m in list(self.conv.metrics)[-20:]],
                 "render_ms_p50": sorted(recent)[len(recent) // 2] if recent else None, "stage_ms": stage,
-                "notice": self.notice, "provisioning": self.sticks.info()}
+                "notice": self.notice, "provisioning": self.sticks.info(), **self.presence.info()}
 
     async def command(self, request: dict) -> dict:
         """``say`` and ``ask`` from the control socket: the kiosk speaks (face and captions too)."""
@@ -256,6 +261,18 @@ class KioskApp:
         reply, metrics = await self.conv.typed_turn(text, request.get("language"))
         return {"ok": True, "reply": reply, "language": metrics.language, "persona": self.profile.persona.name}
 
+    def written(self, text: str) -> None:
+        """A visitor sent ``text`` from the screen's keyboard: answered aloud and in captions, as a
+        spoken question is. What the kiosk cannot say is dropped with a journal line (never the text)."""
+        if self.conv is None or self.sticks.busy:
+            return
+        problem = unspeakable(text, None)
+        if problem:
+            log.info("a typed question was not taken: %s", problem)
+            return
+        if not self.conv.written(text):
+            log.info("a typed question came while the kiosk was busy; not taken")
+
     async def provision(self, path: Path) -> None:
         """A USB stick appeared (mounted read-only at ``path``): see :mod:`.sticks`."""
         await self.sticks.provision(Path(path))
@@ -281,6 +298,12 @@ class KioskApp:
         """Stop talking and listening at once (a stick came in); the face's mouth closes where the
         voice stopped."""
         self._silent_from(await self.conv.hold())
+
+    def _first_language(self) -> str:
+        """The language the site sets first, if the persona speaks it (the keyboard opens in it)."""
+        langs = self.profile.persona.languages
+        first = self.settings.config.session.languages[0]
+        return first if first in langs else langs[0]
 
     def _face(self, photo: Path):
         """The face engine for ``photo``, as configured after fallbacks (blocking: a worker thread)."""
@@ -347,6 +370,8 @@ class KioskApp:
                 if self.conv is not None:
                     self.conv.stop()
                 break
+            for text in self.renderer.take_typed():
+                self.written(text)
             k = clock.due()
             if k is None:
                 await asyncio.sleep(0.004)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..messages import BargeIn, TurnDone
 from ..metrics import FallbackCounter, KioskMetrics, textfile_dir
+from ..presence.events import CameraBack, CameraLost, VisitorArrived, VisitorLeft
 
 log = logging.getLogger("avatar-kiosk.metrics")
 
@@ -53,6 +54,14 @@ class Telemetry:
                 self.write_soon()  # a scrape right after a turn sees it
             case BargeIn():
                 self.metrics.barge_in()
+            case VisitorArrived():
+                self.metrics.visitor_arrived()
+            case VisitorLeft(stayed_s=stayed):
+                self.metrics.visitor_left(stayed)
+            case CameraLost():
+                self.metrics.camera(False)
+            case CameraBack():
+                self.metrics.camera(True)
 
     def frame(self, interval_s: float | None, skipped: int) -> None:
         if interval_s is not None:

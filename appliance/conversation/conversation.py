@@ -96,6 +96,11 @@ class Conversation:
         self.ticker = Ticker()
         self.stopped = False
         self._held = False  # a stick is being set up: frames keep the clock, nobody is listened to
+        # Silence ends a visit (session.visitor_gone_s) unless a camera sees who is there (app/presence.py).
+        self.sound_presence = True
+        # Virtual time: other work the recording waits for (a video file as the camera, analysed on
+        # its own thread: its visitor must appear at the same audio time on any machine).
+        self.holds: list[Callable[[], bool]] = []
         self._turn_task: asyncio.Task | None = None
         self._t_audio = 0.0
         self._level_frames = 0
@@ -176,7 +181,7 @@ class Conversation:
         """Virtual time (:mod:`.pacing`): hold the recording while the kiosk decides on a barge-in,
         or computes with less than a frame of reply queued — the next frame would play a gap that a
         faster machine would not have."""
-        if self.listener.checks:
+        if self.listener.checks or any(hold() for hold in self.holds):
             return True
         if not self.turn_active or not self.turns.producing:
             return False
@@ -307,7 +312,7 @@ class Conversation:
         if self._level_frames * len(frame) >= MIC_RATE // 10:
             self._level_frames = 0
             self.set_screen(level=round(level(frame), 2))
-        if not self.turn_active and self.session.visitor_left(self._t_audio):
+        if self.sound_presence and not self.turn_active and self.session.visitor_left(self._t_audio):
             self.emit(VisitorGone())
             self.set_screen(state=KioskState.IDLE, heard="", saying="")
         self.listener.hear(frame, t, echo)
@@ -377,6 +382,19 @@ class Conversation:
         """A turn from typed text (``avatar-kiosk ask``): the reply text and its metrics."""
         language = language or guess_language(text, self.languages[0])
         return await self.turns.typed(f"typed-{uuid.uuid4().hex[:8]}", text, language)
+
+    def written(self, text: str) -> bool:
+        """A visitor typed ``text`` on the kiosk's keyboard: start its turn (False while another turn
+        runs or a stick is being set up). Typing is addressing the kiosk: no wake word needed."""
+        if self.turn_active or self._held or not text.strip():
+            return False
+        language = guess_language(text, self.languages[0])
+        self.session.history.touch(self._t_audio)
+        self.turns.producing = True
+        turn_id = f"typed-{uuid.uuid4().hex[:8]}-{next(self._ids)}"
+        self._turn_task = asyncio.get_running_loop().create_task(self.turns.written(turn_id, text.strip(), language))
+        self._turn_task.add_done_callback(lambda _t: self.nudge())
+        return True
 
     async def say(self, text: str, language: str) -> None:
         """Speak a fixed text (the technician's ``avatar-kiosk say``), as a turn of its own."""

@@ -385,6 +385,37 @@ class Turns:
             host.nudge()
 
     # ------------------------------------------------------------------ besides the microphone
+    async def written(self, turn_id: str, text: str, language: str) -> None:
+        """A visitor's question typed on the kiosk's keyboard: answered as a spoken one is — the
+        question in the captions, the reply aloud and in captions, kept in the visitor's history."""
+        session, host = self.session, self.host
+        clock = TurnClock(turn_id)
+        clock.figures["stt_s"] = 0.0  # typed: nothing to transcribe
+        rec = TurnRecord(turn_id, language=language, heard=text)
+        host.set_screen(state=KioskState.THINKING, heard=text, saying="")
+        self.producing = True
+        try:
+            session.history.use_language(language)
+            host.emit(Transcribed(turn_id, text, language))
+            reply = await self._respond(turn_id, text, language, clock)
+            self.producing = False
+            host.nudge()
+            rec.reply = reply
+            session.history.add_turn(text, reply, host.audio_now())
+            await host.until_played()
+            self._finish(rec, clock, "replied", reply)
+        except asyncio.CancelledError:
+            self._finish(rec, clock, "barge_in", rec.reply)
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad turn must not end the kiosk
+            log.exception("typed turn failed", extra=logs.fields(turn_id=turn_id, code=type(e).__name__))
+            host.emit(TurnFailed(turn_id, type(e).__name__))
+            self._finish(rec, clock, "error", "")
+        finally:
+            self.cancel = None
+            self.producing = False
+            host.set_screen(state=KioskState.LISTENING)
+
     async def typed(self, turn_id: str, text: str, language: str) -> tuple[str, TurnMetrics]:
         """A turn from typed text (``avatar-kiosk ask``): the reply text and its metrics."""
         clock = TurnClock(turn_id)

@@ -197,6 +197,11 @@ def format_status(st: dict[str, Any]) -> str:
         srv = info["llm_server"]
         lines.append(f"  llm       {srv['url']}: " + ("answering" if srv["up"] else "NOT answering — the local model "
                      "answers meanwhile") + f"; {srv['fallbacks']} turn(s) answered locally")
+    if "presence" in info:
+        p = info["presence"]
+        lines.append(f"  camera    {p['camera']}: " + ("reading" if p["camera_ok"] else "NOT reading — presence by "
+                     "sound meanwhile") + f"; {p['visitors']} visitor(s), {p['invitations']} invitation(s), "
+                     f"someone there: {'yes' if p['present'] else 'no'}, detector {p['detector_ms']} ms/frame")
     for k, v in (info.get("devices") or {}).items():
         lines.append(f"  {k:9} {v}")
     lat = st.get("latency") or {}

@@ -318,6 +318,72 @@ def check_box_setup(settings: Any, m: Machine) -> Check:
     return ("box setup", True, f"user {BOX_USER} (audio, video, render, lingering), echo cancel, display server", "")
 
 
+def _daemon_presence(settings: Any) -> dict | None:
+    """The running kiosk's view of its camera (it holds the device: a second open would fail)."""
+    try:
+        st = control.request(settings.paths.control_socket, {"cmd": "status"}, timeout=3)
+    except control.DaemonUnavailable:
+        return None
+    return (st.get("info") or {}).get("presence") if st.get("ok") else None
+
+
+def check_camera(settings: Any, m: Machine, *, quick: bool = False) -> Check:
+    """The presence camera: configured or not, there or not, giving frames, and how fast the face
+    detector runs on them. A frame read here is looked at for faces and dropped, never kept."""
+    spec = settings.config.presence.camera
+    found = sorted(Path(p).name for p in glob.glob(str(m.dev / "video*")))
+    if not spec:
+        seen = f"; camera(s) plugged in: {', '.join(found)}" if found else ""
+        return ("camera", None, f"none configured: presence by sound{seen} (to use one: [presence] camera = "
+                "\"/dev/video0\" in the config, then `avatar-kiosk doctor`)", "")
+    from ..presence.camera import describe, is_file_spec
+
+    if is_file_spec(spec):
+        ok = Path(spec).is_file()
+        return ("camera", ok, f"{describe(spec)} stands in for the camera" + ("" if ok else ": missing"),
+                "" if ok else "set [presence] camera to a V4L2 device such as /dev/video0, or an existing file")
+    node = m.dev / (f"video{spec}" if spec.isdigit() else Path(spec).name)
+    if not node.exists():
+        return ("camera", False, f"{node} does not exist" + (f" (there are: {', '.join(found)})" if found else ""),
+                "plug the USB camera in; `v4l2-ctl --list-devices` names its /dev/videoN; set [presence] camera")
+    live = _daemon_presence(settings)
+    if live is not None:
+        ok = bool(live.get("camera_ok"))
+        return ("camera", ok, f"{node}: the running kiosk {'reads it' if ok else 'cannot read it'}; "
+                f"{live.get('visitors', 0)} visitor(s) seen, detector {live.get('detector_ms', 0):.0f} ms/frame",
+                "" if ok else "`avatar-kiosk logs` says why; check the cable, or another program holding it")
+    if quick or m.dev != Path("/dev"):
+        return ("camera", True, f"{node} is there (not opened: quick check)", "")
+    return _probe_camera(spec, settings.config.presence)
+
+
+def _probe_camera(spec: str, cfg) -> Check:
+    from ..presence.camera import CameraError, open_camera
+    from ..presence.detector import FaceDetector, counts
+
+    try:
+        cam = open_camera(spec, fps=cfg.fps)
+    except CameraError as e:
+        return ("camera", False, str(e), "add the service user to the video group; close other camera programs")
+    try:
+        got = cam.read()
+        if got is None:
+            return ("camera", False, f"{spec} opened but gave no frame", "replug the camera; try another USB port")
+        _t, rgb = got
+        h, w = rgb.shape[:2]
+        detector = FaceDetector(cfg.min_confidence)
+        t0 = time.perf_counter()
+        faces = detector.faces(rgb)
+        ms = (time.perf_counter() - t0) * 1000
+        close = counts(faces, cfg.min_face, cfg.max_turn if cfg.looking else None)
+        detector.close()
+        del rgb
+    finally:
+        cam.close()
+    return ("camera", True, f"{spec}: {w}x{h}, {len(faces)} face(s) in view ({close} close and looking), "
+            f"detector {ms:.0f} ms/frame", "")
+
+
 def check_daemon(settings: Any, m: Machine) -> Check:
     try:
         st = control.request(settings.paths.control_socket, {"cmd": "status"}, timeout=3)
@@ -344,6 +410,7 @@ def run_checks(settings: Any, m: Machine | None = None, *, quick: bool = False) 
         checks.append(("models", False, f"check crashed: {e.__class__.__name__}: {e}", "report this"))
     for fn in (check_engines, check_profile, check_disk, check_clock):
         checks.append(_safe(fn, settings, m))
+    checks.append(_safe(lambda s, mm: check_camera(s, mm, quick=quick), settings, m))
     if settings.config.llm.engine == "openai-server":
         checks.append(_safe(check_llm_server, settings, m))
     if settings.paths.mode == "box":

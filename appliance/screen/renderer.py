@@ -8,6 +8,8 @@ Public API::
               # the animated cues (default: frames drawn so far / fps)
         .present() -> None        # show the drawn frame (display flip)
         .pump() -> bool           # handle window events; False when asked to quit (window close, Esc)
+        .take_typed() -> list[str]  # questions sent from the keyboard since the last call
+        .keyboard                 # the TouchKeyboard (keyboard.py): its key positions for a test's taps
         .rgb() -> np.ndarray      # the drawn frame as (H, W, 3) uint8 RGB (for the Recorder)
         .save_png(path) -> None
         .size -> (width, height)
@@ -29,6 +31,12 @@ States (``ScreenModel.state``): idle (face alive, a hint to say hello), listenin
 speaking (the visitor's words small and grey, the reply's caption large), provisioning (a progress
 bar with the step's name), error (a big plain message and what to do, no face). A ``notice`` (a
 refused USB stick's reason) is a band at the bottom of the caption band in any state but error.
+
+Writing instead of speaking (``display.keyboard``): idle or listening, a "Write · Написать" button
+sits in the caption band's corner; tapped (a finger or a mouse), the on-screen keyboard opens over
+the bottom of the screen, and a physical keyboard types into it too (Enter sends, Esc folds it).
+Sending folds it away: the kiosk answers with the face uncovered. The keyboard is drawn onto a
+cached surface, redrawn only when what was typed or the layout changes.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ import numpy as np
 from ..config import DisplayConfig
 from ..messages import KioskState, ScreenModel
 from .fonts import bold_path, font_path
+from .keyboard import TouchKeyboard, open_button
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +71,8 @@ DEFAULT_HINT = "Say hello!  ·  Скажите «привет»!"
 
 
 class Renderer:
-    def __init__(self, display: DisplayConfig, *, headless: bool = False, fps: int = 25) -> None:
+    def __init__(self, display: DisplayConfig, *, headless: bool = False, fps: int = 25,
+                 keyboard_layout: str = "en") -> None:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("the Renderer (pygame) must be created on the main thread")
         if headless:
@@ -97,6 +107,12 @@ class Renderer:
         self._fonts: dict[tuple[bool, int], object] = {}
         self._text_cache: OrderedDict = OrderedDict()
         self._layout()
+        # Writing instead of speaking: the state (what was typed) and its drawing, cached.
+        self.keyboard = TouchKeyboard(keyboard_layout) if display.keyboard else None
+        self._typed: list[str] = []
+        self._state = KioskState.IDLE
+        self._kbd_cache: tuple | None = None
+        self._button_cache = None
 
     def _open(self, display: DisplayConfig):
         pg = self.pg
@@ -227,6 +243,7 @@ class Renderer:
         t = self._frames / self.fps if t is None else t
         self._frames += 1
         state = KioskState(model.state)
+        self._state = state
         if state == KioskState.ERROR:
             self.screen.fill(BG)
             self._error(model)
@@ -250,7 +267,79 @@ class Renderer:
             self._speaking(model, p)
         elif state == KioskState.PROVISIONING:
             self._provisioning(model, p)
+        if self._writable():
+            self._draw_keyboard()
         return self.screen
+
+    # ------------------------------------------------------------------ the keyboard
+
+    def _writable(self) -> bool:
+        """The keyboard shows (and takes input) only while the kiosk waits for a question."""
+        return self.keyboard is not None and self._state in (KioskState.IDLE, KioskState.LISTENING)
+
+    def _draw_keyboard(self) -> None:
+        kb = self.keyboard
+        if not kb.is_open:
+            if self._button_cache is None:
+                self._button_cache = self._key_surface(open_button(self.size), ACCENT, (10, 40, 24))
+            key = open_button(self.size)
+            self.screen.blit(self._button_cache, key.rect[:2])
+            return
+        geo = kb.geometry(self.size)
+        stamp = (kb.version, kb.layout, self.size)
+        if self._kbd_cache is None or self._kbd_cache[0] != stamp:
+            self._kbd_cache = (stamp, self._keyboard_surface(geo))
+        self.screen.blit(self._kbd_cache[1], geo.panel[:2])
+
+    def _key_surface(self, key, fill: tuple, color: tuple):
+        pg = self.pg
+        x, y, w, h = key.rect
+        surf = pg.Surface((w, h), pg.SRCALPHA)
+        pg.draw.rect(surf, fill, (0, 0, w, h), border_radius=max(4, h // 6))
+        size = max(14, int(h * 0.42))
+        while size > 14 and self.font(size, True).size(key.label)[0] > w - h // 3:
+            size -= 2  # a long label (the open button's, two languages) fits its key
+        label = self._text(key.label, size, color, True)
+        surf.blit(label, ((w - label.get_width()) // 2, (h - label.get_height()) // 2))
+        return surf
+
+    def _keyboard_surface(self, geo):
+        pg = self.pg
+        px, py, pw, ph = geo.panel
+        surf = pg.Surface((pw, ph))
+        surf.fill(PANEL)
+        pg.draw.line(surf, ACCENT, (0, 0), (pw, 0), 3)
+        fx, fy, fw, fh = geo.field
+        field = pg.Rect(fx - px, fy - py, fw, fh)
+        pg.draw.rect(surf, (8, 9, 12), field, border_radius=fh // 5)
+        pg.draw.rect(surf, ACCENT, field, 2, border_radius=fh // 5)
+        size = max(14, int(fh * 0.45))
+        kb = self.keyboard
+        if kb.text:
+            text = kb.text + "▏"
+            while len(text) > 1 and self.font(size).size(text)[0] > fw - 2 * self.pad:
+                text = text[1:]  # the end of a long question: where the visitor is typing
+            shown = self._text(text, size, TEXT)
+        else:
+            shown = self._text("Type your question…  ·  Напишите вопрос…", size, DIM)
+        surf.blit(shown, (field.x + self.pad, field.y + (fh - shown.get_height()) // 2))
+        for key in geo.keys:
+            special = len(key.action) > 1
+            fill = ACCENT if key.action == "send" else ((58, 64, 80) if special else (78, 84, 100))
+            ks = self._key_surface(key, fill, (10, 40, 24) if key.action == "send" else TEXT)
+            surf.blit(ks, (key.rect[0] - px, key.rect[1] - py))
+        return surf
+
+    def take_typed(self) -> list[str]:
+        typed, self._typed = self._typed, []
+        return typed
+
+    def _tap(self, pos: tuple[int, int]) -> None:
+        if not self._writable():
+            return  # the kiosk is answering: the keyboard is folded away, taps do nothing
+        sent = self.keyboard.tap(pos, self.size)
+        if sent:
+            self._typed.append(sent)
 
     def _notice(self, text: str, p):
         """A message that stays until its cause goes (a refused USB stick): a band at the bottom of the
@@ -363,9 +452,29 @@ class Renderer:
         self.pg.display.flip()
 
     def pump(self) -> bool:
-        for ev in self.pg.event.get():
-            if ev.type == self.pg.QUIT or (ev.type == self.pg.KEYDOWN and ev.key == self.pg.K_ESCAPE):
+        pg = self.pg
+        for ev in pg.event.get():
+            if ev.type == pg.QUIT:
                 return False
+            if ev.type == pg.MOUSEBUTTONDOWN and ev.button == 1 and not getattr(ev, "touch", False):
+                self._tap(ev.pos)  # (a finger's tap also comes as FINGERDOWN: taken there, once)
+            elif ev.type == pg.FINGERDOWN:
+                w, h = self.size
+                self._tap((int(ev.x * w), int(ev.y * h)))
+            elif ev.type == pg.TEXTINPUT and self._writable():
+                self.keyboard.type(ev.text)  # a physical keyboard: its own layout decides the letters
+            elif ev.type == pg.KEYDOWN:
+                kb = self.keyboard if self._writable() else None
+                if ev.key == pg.K_ESCAPE:
+                    if kb is None or not kb.is_open:
+                        return False
+                    kb.close()
+                elif kb is not None and ev.key in (pg.K_RETURN, pg.K_KP_ENTER):
+                    sent = kb.send()
+                    if sent:
+                        self._typed.append(sent)
+                elif kb is not None and ev.key == pg.K_BACKSPACE:
+                    kb.backspace()
         return True
 
     def rgb(self) -> np.ndarray:
