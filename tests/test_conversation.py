@@ -212,6 +212,22 @@ def test_name_mode_answers_only_when_addressed(settings, question):
     assert reasons == ["not_addressed", "not_addressed"]
 
 
+def test_speech_not_meant_for_the_kiosk_starts_no_reply_early(settings, question):
+    # Name mode, with transcription in the pause (the default): a hall full of talk must not cost
+    # an LLM run per pause. The reply begun early waits for what the gate would say.
+    log: list = []
+    llm = NotedLLM(log, "It is noon.")
+    s = with_cfg(settings, "wake", mode="name", followup_s=5.0)
+    out = converse(s, Engines(stt=FakeSTT("what time is it"), llm=llm, tts=FakeTTS()),
+                   np.concatenate([question, silence(2.0)]))
+    assert [e.outcome for e in out.of(TurnDone)] == ["no_reply"]
+    assert "llm" not in log
+    log.clear()
+    out = converse(s, Engines(stt=FakeSTT("Anna, what time is it"), llm=NotedLLM(log, "It is noon."), tts=FakeTTS()),
+                   np.concatenate([question, silence(2.0)]))
+    assert [e.outcome for e in out.of(TurnDone)] == ["replied"] and "llm" in log  # (one more per pause in the question)
+
+
 def test_empty_transcript_gives_no_reply(settings, question):
     out = converse(settings, fakes(text=""), np.concatenate([question, silence(1.0)]))
     assert out.of(NoReply)[0].reason == "nothing_heard"

@@ -336,7 +336,8 @@ class Conversation:
     def _early_heard(self, early: EarlyTranscript, fut: asyncio.Future) -> None:
         self.nudge()
         if self._early is early and not fut.cancelled() and fut.exception() is None \
-                and not self.turn_active and not self._held:
+                and not self.turn_active and not self._held \
+                and self.session.gate.would_accept(fut.result().text, self._t_audio):
             self.turns.head_start(fut.result())
 
     def _drop_early(self) -> None:
@@ -355,6 +356,7 @@ class Conversation:
     def _utterance(self, ev: VadEvent) -> None:
         early = self._take_early(ev)
         if not self.session.gate.accept_audio(ev.t):
+            self.turns.drop_head()
             self.emit(NoReply("", "no_wake_word"))
             return
         turn_id = f"{uuid.uuid4().hex[:8]}-{next(self._ids)}"

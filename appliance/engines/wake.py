@@ -56,9 +56,14 @@ class WakeGate:
             return True
         return t_end - self._last_wake_t <= WAKE_GRACE_S
 
+    def would_accept(self, text: str, t_end: float) -> bool:
+        """What :meth:`accept_text` would say, without opening the follow-up window (a reply begun
+        early asks this: speech not meant for the kiosk must not cost an LLM run)."""
+        return (self.mode != "name" or t_end <= self._awake_until or self.name_in(text)) and self.accept_audio(t_end)
+
     def accept_text(self, text: str, t_end: float) -> bool:
         """Final decision once the transcript is known; an accepted turn opens the follow-up window."""
-        ok = (self.mode != "name" or t_end <= self._awake_until or self.name_in(text)) and self.accept_audio(t_end)
+        ok = self.would_accept(text, t_end)
         if ok:
             self._awake_until = t_end + self.followup_s
         return ok
