@@ -361,7 +361,9 @@ class Renderer:
         self._lines(lines, self.fs_big, color, p.x, p.y + (p.h - height) // 2, p.w, center=True, bold=True)
 
     def _ring(self, color: tuple, width: int) -> None:
-        self.pg.draw.rect(self.screen, color, self.face_rect, width)
+        # Around the face down to the caption band, not through it (it crossed the captions).
+        f = self.face_rect
+        self.pg.draw.rect(self.screen, color, (f.x, f.y, f.w, min(f.bottom, self.panel.top) - f.y), width)
 
     def _listening(self, m: ScreenModel, p, t: float) -> None:
         self._ring(ACCENT, max(4, self.pad // 2))
