@@ -101,7 +101,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--defaults", action="store_true", help="print the full schema as a commented TOML file")
 
     # --- installer
-    sp = cmd("provision", "provisioning.commands:provision",
+    sp = cmd("provision", "appliance.cli:provision",
              "provision from a bundle folder (a mounted stick) or a signed bundle at an https URL")
     sp.add_argument("path", help="the bundle folder, or https://… (the bundle folder on a web server; must be signed)")
     sp.add_argument("--ca-file", help="https: the CA certificate (PEM) the server's certificate must chain to "
@@ -153,3 +153,33 @@ def main(argv: list[str] | None = None, *, run=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def provision(settings, args) -> int:
+    """``avatar-kiosk provision``: the pipeline (provisioning.commands), then a running kiosk is told
+    to go live with the new profile, as after a stick (a fleet tool pushes personas this way)."""
+    from provisioning.commands import provision as run
+
+    rc = run(settings, args)
+    if rc == 0:
+        _tell_running_kiosk(settings)
+    return rc
+
+
+def _tell_running_kiosk(settings) -> None:
+    """A running kiosk takes the new profile live (face, voice, persona, greeting), as from a stick;
+    without one, the kiosk starts with it next time."""
+    from .daemon.control import DaemonUnavailable, request
+
+    try:
+        reply = request(settings.paths.control_socket, {"cmd": "profile_changed"}, timeout=120)
+    except DaemonUnavailable:
+        print("The kiosk is not running: it starts with the new profile.")
+        return
+    if reply.get("ok") and reply.get("changed"):
+        print(f"The running kiosk now speaks as {reply.get('persona')} (profile {reply.get('profile')}).")
+    elif reply.get("ok"):
+        print("The running kiosk already runs this profile.")
+    else:
+        print(f"The running kiosk did not switch yet: {reply.get('error')} — it will use the new profile "
+              "after its next start (systemctl restart avatar-kiosk).")

@@ -60,28 +60,7 @@ def provision_path(settings: Settings, path: Path | str) -> int:
     print(result.message)
     if result.report_path:
         print(f"(report: {result.report_path})")
-    if result.ok:
-        _tell_running_kiosk(settings)
     return 0 if result.ok else 1
-
-
-def _tell_running_kiosk(settings: Settings) -> None:
-    """A running kiosk takes the new profile live (face, voice, persona, greeting), as from a stick;
-    without one, the kiosk starts with it next time."""
-    from appliance.daemon.control import DaemonUnavailable, request
-
-    try:
-        reply = request(settings.paths.control_socket, {"cmd": "profile_changed"}, timeout=120)
-    except DaemonUnavailable:
-        print("The kiosk is not running: it starts with the new profile.")
-        return
-    if reply.get("ok") and reply.get("changed"):
-        print(f"The running kiosk now speaks as {reply.get('persona')} (profile {reply.get('profile')}).")
-    elif reply.get("ok"):
-        print("The running kiosk already runs this profile.")
-    else:
-        print(f"The running kiosk did not switch yet: {reply.get('error')} — it will use the new profile "
-              "after its next start (systemctl restart avatar-kiosk).")
 
 
 def profile(settings: Settings, args) -> int:

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import its own group and anything on a lower layer.
 LAYERS = [
     {"core"},                                    # messages, config, paths, logs, lang, persona, profile, knowledge, models
-    {"audio", "face", "screen", "voice"},        # devices and algorithms
+    {"audio", "face", "presence", "screen", "voice"},  # devices and algorithms
     {"engines"},                                 # models behind one interface each, one factory
     {"conversation", "provisioning"},            # the turn; the USB step
     {"daemon"},                                  # systemd, control socket, doctor

@@ -105,7 +105,7 @@ class StickProvisioner:
         self.current = path
         if self._notice_for is not None:
             self._clear_notice()
-        titles = list(STEPS.values())
+        titles = [t for k, t in STEPS.items() if k != "download"]  # a stick is copied, not downloaded
 
         def progress(step: str, frac: float) -> None:  # provisioning's worker thread
             loop.call_soon_threadsafe(self._progress, titles, step, frac)

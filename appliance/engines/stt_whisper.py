@@ -24,6 +24,7 @@ import numpy as np
 
 from ..lang import is_cyrillic
 
+SILENT = 1e-4           # peak below this (-80 dBFS): a clip of digital silence
 SHORT_CLIP_S = 1.5       # below this, the prior language gets a head start
 PRIOR_MARGIN = 3.0       # ...the other language must be this many times likelier to win
 # Whisper's stock hallucinations on noise / silence (from its YouTube-subtitle training data).
@@ -101,6 +102,10 @@ class WhisperSTT:
                    ) -> tuple[str, str, float, float]:
         audio = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32)
         duration = len(audio) / 16000.0
+        if not audio.size or float(np.max(np.abs(audio))) < SILENT:
+            # Digital silence: nothing to hear. (With the short window whisper base once wrote
+            # "I'm not going to be a good girl." for 1.5 s of zeros on a fresh clone.)
+            return "", (self.fixed_language or (languages[0] if languages else "en")), -10.0, 0.0
         self._frames = self.window_frames(duration)
         try:
             return self._transcribe(audio, duration, languages, prior)
