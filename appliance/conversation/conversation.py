@@ -335,10 +335,12 @@ class Conversation:
 
     def _early_heard(self, early: EarlyTranscript, fut: asyncio.Future) -> None:
         self.nudge()
-        if self._early is early and not fut.cancelled() and fut.exception() is None \
-                and not self.turn_active and not self._held \
-                and self.session.gate.would_accept(fut.result().text, self._t_audio):
-            self.turns.head_start(fut.result())
+        if self._early is not early or fut.cancelled() or fut.exception() is not None \
+                or self.turn_active or self._held:
+            return
+        heard = fut.result()
+        if self.session.gate.would_accept(heard.text, self._t_audio):
+            self.turns.head_start(heard)
 
     def _drop_early(self) -> None:
         self._early = None

@@ -204,13 +204,17 @@ class Turns:
                 or heard.confidence < self.cfg.stt.min_confidence or not session.can_answer(lang) \
                 or guard.check_question(heard.text, lang, session.name_in(lang)).category:
             return
-        messages = tuple(session.messages(heard.text, lang))
-        cancel = threading.Event()
-        pieces: asyncio.Queue = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
         self.llm_gate.set()
+        self._head = self._start_generation(tuple(session.messages(heard.text, lang)))
+
+    def _start_generation(self, messages: tuple[ChatMessage, ...]) -> HeadStart:
+        """Ask the LLM (in its worker) for a reply to ``messages``; its pieces come to a queue."""
+        cancel = threading.Event()
+        # Bounded by construction: generation is capped at max_reply_tokens pieces.
+        pieces: asyncio.Queue = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
         self.workers.llm.stream(self.engines.llm.generate, list(messages), cancel,
                                 on_item=pieces.put_nowait, on_done=pieces.put_nowait, gate=self.llm_gate)
-        self._head = HeadStart(messages, cancel, pieces, time.monotonic())
+        return HeadStart(messages, cancel, pieces, time.monotonic())
 
     def drop_head(self) -> None:
         head, self._head = self._head, None
@@ -302,22 +306,18 @@ class Turns:
 
     async def _generate(self, turn_id: str, text: str, language: str,
                         sentences: asyncio.Queue[ReplySentence | None], clock: TurnClock) -> None:
-        messages = self.session.messages(text, language)
+        messages = tuple(self.session.messages(text, language))
         gate = self.llm_gate
         gate.set()
         head, self._head = self._head, None
-        if head is not None and head.messages == tuple(messages):
-            cancel, pieces = head.cancel, head.pieces
-            self.cancel = cancel
-            clock.llm_started(at=head.t0)
+        if head is not None and head.messages == messages:
+            clock.llm_started(at=head.t0)  # the reply begun early is this turn's
         else:
             if head is not None:
                 head.cancel.set()
-            cancel = self.cancel = threading.Event()
-            # Bounded by construction: generation is capped at max_reply_tokens pieces.
-            pieces = asyncio.Queue(maxsize=self.cfg.llm.max_reply_tokens + 8)
-            self.workers.llm.stream(self.engines.llm.generate, messages, cancel,
-                                    on_item=pieces.put_nowait, on_done=pieces.put_nowait, gate=gate)
+            head = self._start_generation(messages)
+        cancel, pieces = head.cancel, head.pieces
+        self.cancel = cancel
         chunker = SentenceChunker()
         system = self.session.system_text(language)
         index = 0

@@ -209,7 +209,7 @@ class MouthTracker:
             side = min(db[k - 4:k].max(), db[k + 1:k + 5].max())
             return side >= GATE_DB + 10 and db[k] <= side - CLOSURE_DB
         if not dip(c):
-            return MouthTracker._pause_start(db, c)
+            return MouthTracker._before_onset(db, c)
         start, end = c, c
         while dip(start - 1):
             start -= 1
@@ -221,7 +221,7 @@ class MouthTracker:
         return 0.5 if abs(c - middle) == 1 else 0.0
 
     @staticmethod
-    def _pause_start(db: np.ndarray, c: int) -> float:
+    def _before_onset(db: np.ndarray, c: int) -> float:
         """1 on the last frame of a pause inside speech, right before speech resumes: the lips
         meet there for the stop that ends "Baby, bob" or "мама, папа" (a stop is a closure, then
         the burst), and a visitor does not see a one-frame closure before other sounds as wrong.
