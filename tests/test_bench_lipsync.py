@@ -43,9 +43,9 @@ def test_the_judge_reads_lips_that_keep_time_and_take_the_shapes(animator, model
     # a photo smiling with its teeth, held to issue 13's bounds.
     res = lipsync.measure(tts(models_dir), animator)
     assert res["unread_frames"] == 0
-    # the timing holds: the demo bench reads 0.84-0.85; this photo with piper's random timing reads
-    # 0.79-0.83 from run to run (the closures between syllables are its outliers)
-    assert res["correlation"] >= 0.77 and abs(res["lag_ms"]) <= 40, res
+    # issue 13's bounds exactly: piper's random timing moves r between 0.82 and 0.86 on this photo
+    # since the text decides which dips close (it was 0.79-0.83 when every dip closed)
+    assert res["correlation"] >= 0.8 and abs(res["lag_ms"]) <= 40, res
     assert res["vowel_order_ok"], res["vowel_width_height"]                # и > а > о > у
     assert res["bilabial_dips"] >= 5 and res["bilabial_closed"] >= 0.8, res
-    assert res["silent_at_rest"] >= 0.93, res   # 0.945-0.969 run to run (the bench's bound is 0.95)
+    assert res["silent_at_rest"] >= 0.95, res   # 0.975-0.985 run to run

@@ -166,3 +166,43 @@ def test_lips_meet_between_syllables_and_rest_in_long_silence(irina):
     first = next(k for k, p in enumerate(poses) if p.open > 0)
     assert all(p == MouthPose() for p in poses[:first - 1])       # before the reply: the photo's rest
     assert poses[-1] == MouthPose() and poses[-5] == MouthPose()  # after it too: no closure there
+
+
+def _closures(poses: list[MouthPose]) -> list[int]:
+    return [k for k, p in enumerate(poses) if p.close == 1.0]
+
+
+def test_the_text_keeps_the_lips_apart_where_no_bilabial_is(irina):
+    # Without the text every deep dip presses the lips together, т/д/с/к too; with the sentence's
+    # text (as the kiosk passes it with each chunk) none of them does: there is no м/п/б here
+    text = "Тётя Таня, тут тесто."
+    x, rate = irina(text)
+    assert len(_closures(mouth_track(x, rate, FPS))) >= 2
+    assert _closures(mouth_track(x, rate, FPS, text=text)) == []
+
+
+def test_the_text_closes_the_lips_on_each_bilabial_also_before_the_first_sound(irina):
+    text = "Мама, папа."
+    x, rate = irina(text)
+    poses = mouth_track(x, rate, FPS, text=text)
+    closed = _closures(poses)
+    first = next(k for k, p in enumerate(mouth_track(x, rate, FPS)) if p.open > 0)
+    db = _frame_db(x, rate, len(poses))
+    assert min(closed) <= first                  # «Мама» starts with closed lips
+    assert len(closed) == 4, closed             # М-а-м-а, п-а-п-а: four gaps hold a bilabial
+    assert all(db[k] < db.max() - 6 for k in closed)     # closed where it is quiet, not on a vowel
+    assert all(p == MouthPose() for p in poses[:min(closed) - 1])    # rest until then
+
+
+def test_a_sentence_in_two_pieces_closes_where_the_whole_one_does(irina):
+    # The voice match sends a sentence in two pieces (the first plays while the rest is
+    # converted): once both are in, the closures are those of the whole sentence.
+    text = "Собака спит, а мама печёт пироги."
+    x, rate = irina(text)
+    whole = _closures(mouth_track(x, rate, FPS, text=text))
+    tr = MouthTracker(rate, FPS)
+    cut = len(x) // 3
+    tr.add(x[:cut], 0, text)
+    tr.add(x[cut:], cut, text)
+    n = -(-len(x) * FPS // rate)
+    assert _closures([tr.pose_at_frame(k) for k in range(n)]) == whole and len(whole) >= 3

@@ -333,7 +333,7 @@ class KioskApp:
                 rate = chunk.sample_rate
                 samples = chunk.samples if rate == self.speaker.rate else resample(chunk.samples, rate,
                                                                                    self.speaker.rate)
-                self.tracker.add(samples.astype(np.float32), int(round(start_s * self.speaker.rate)))
+                self.tracker.add(samples.astype(np.float32), int(round(start_s * self.speaker.rate)), chunk.text)
                 if self.lipsync is not None:
                     self.lipsync.add_audio(resample(chunk.samples.astype(np.float32), rate, 16000), start_s)
             case BargeIn(stopped_at_s=stopped_at):

@@ -70,12 +70,13 @@ def envelope(audio: np.ndarray, rate: int, fps: int = FPS) -> np.ndarray:
                      for a, b in zip(edges, edges[1:], strict=False)])
 
 
-def render(animator, audio: np.ndarray, rate: int, fps: int = FPS) -> list[np.ndarray]:
-    """The frames the screen would show for ``audio`` (the kiosk's mouth track and face engine)."""
+def render(animator, audio: np.ndarray, rate: int, fps: int = FPS, text: str = "") -> list[np.ndarray]:
+    """The frames the screen would show for ``audio`` saying ``text`` (the kiosk's mouth track,
+    which is told each sentence's text as the kiosk tells it, and its face engine)."""
     from ..face.mouth import MouthTracker
 
     tracker = MouthTracker(rate, fps)
-    tracker.add(audio, 0)
+    tracker.add(audio, 0, text)
     if hasattr(animator, "add_audio"):  # a neural lip-sync paints the mouth from the audio itself
         animator.add_audio(audio, rate, 0.0)
     n = len(audio) * fps // rate
@@ -195,7 +196,7 @@ def measure(tts, animator, clips=CLIPS) -> dict:
         for name, language, text in clips:
             audio, rate = synthesize(tts, text, language)
             clip = Clip(name, audio, rate, envelope=envelope(audio, rate))
-            read = np.array([judge.measure(f) for f in render(animator, audio, rate)])
+            read = np.array([judge.measure(f) for f in render(animator, audio, rate, text=text)])
             clip.opening, clip.width = read[:, 0], read[:, 1]
             n = min(len(clip.opening), len(clip.envelope))
             clip.opening, clip.width, clip.envelope = clip.opening[:n], clip.width[:n], clip.envelope[:n]

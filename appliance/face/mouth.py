@@ -3,14 +3,15 @@
 Public API::
 
     MouthTracker(sample_rate: int, fps: int = 25)
-        .add(samples: np.ndarray, start_sample: int) -> None
+        .add(samples: np.ndarray, start_sample: int, text: str = "") -> None
               # float32 mono speech in [-1, 1]; start_sample = its first sample's position on the
-              # speaker's played-samples clock (the same counter the renderer's clock reads)
+              # speaker's played-samples clock (the same counter the renderer's clock reads);
+              # text = the sentence it says (its pieces carry the same text): where м/п/б are
         .pose_at(t: float) -> MouthPose         # t = speaker-clock seconds; frame = floor(t * fps)
         .pose_at_frame(frame: int) -> MouthPose
         .clear(from_sample: int = 0) -> None    # barge-in: forget speech at/after this sample
         .forget_before(sample: int) -> None     # drop old audio (call now and then)
-    mouth_track(samples, sample_rate, fps=25) -> list[MouthPose]   # a whole clip, frame by frame
+    mouth_track(samples, sample_rate, fps=25, text="") -> list[MouthPose]   # a whole clip, frame by frame
     shape_of(pose: MouthPose) -> str            # the nearest Rhubarb Lip Sync shape, A–F or X
 
 Stock piper and RHVoice give no phoneme timings, so the audio drives the shapes (Rhubarb's A–H + X
@@ -27,7 +28,10 @@ vocabulary, after Preston Blair, is the guide):
   loudest frames on both sides (within 4 frames) inside speech is where the lips meet for м/п/б
   (the stop's silence, the nasal's murmur). ``close`` = 1 there; the animator draws the lips
   meeting even on a photo that smiles with its teeth. A long silence is not a closure: the
-  mouth goes back to the photo's rest pose.
+  mouth goes back to the photo's rest pose. Where the sentence's text is known, only the dips
+  whose consonants include a bilabial close (:mod:`.syllables` aligns the text's vowels to the
+  loudness peaks): т/д/с/к get a narrow mouth, not pressed lips, and a sentence that starts with
+  м/п/б closes its lips on the frame before its first sound.
 
 Per frame: a 40 ms window centred on the frame's middle; opening = level mapped from -46…-14
 dBFS onto 0…1, times a syllable contrast (how far the frame is below the loudest of its
@@ -47,6 +51,7 @@ import math
 import numpy as np
 
 from ..messages import MouthPose
+from . import syllables
 
 WINDOW_S = 0.04
 GATE_DB = -50.0
@@ -57,6 +62,7 @@ KERNEL = np.array([0.0, 0.2, 0.6, 0.2, 0.0])  # frames k-2 … k+2: three frames
 REACH = 16               # frames each side a pose looks at (a dip's run, a pause and what follows it)
 PAUSE_FRAMES = 12        # a pause inside speech: speech again within this many frames (0.48 s)
 CLOSURE_DB = 9.5         # a dip this far below the syllables on both sides: the lips meet
+MURMUR_DB = 6.0          # where the text says м/п/б: a dip this deep is enough (an м's murmur)
 SPREAD_HZ = (1100.0, 2000.0)   # 600–3500 Hz centroid: neutral … fully spread (и)
 F1_DB = (-16.0, -1.0)          # (500–800 Hz) − (250–500 Hz) in dB: closest (и, у) … most open (а)
 ROUND_DB = (-4.0, -12.0)       # the same cue: not rounded (а) … fully rounded (у)
@@ -79,6 +85,9 @@ class MouthTracker:
         self._mid_f = freqs[self._mid]
         self._f1_hi = (freqs >= 500) & (freqs < 800)
         self._f1_lo = (freqs >= 250) & (freqs < 500)
+        self._texts: dict[int, str] = {}            # start sample -> the sentence its chunk says
+        # a sentence's first sample -> (its end, closure frames, frames whose lips do not round)
+        self._lips: dict[int, tuple[int, frozenset[int], frozenset[int]]] = {}
 
     # --- frames <-> samples (integers only)
     def frame_start(self, frame: int) -> int:
@@ -91,9 +100,11 @@ class MouthTracker:
         return ((2 * frame + 1) * self.sample_rate) // (2 * self.fps)
 
     # --- input
-    def add(self, samples: np.ndarray, start_sample: int) -> None:
+    def add(self, samples: np.ndarray, start_sample: int, text: str = "") -> None:
         """Place speech on the clock. Chunks must not overlap (a chunk at an existing start
-        replaces it). Audio more than KEEP_S seconds older than the newest chunk is dropped."""
+        replaces it). Audio more than KEEP_S seconds older than the newest chunk is dropped.
+        ``text``: the sentence this chunk belongs to (all its pieces say the same); with it, only
+        the dips that hold a bilabial close the lips."""
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         if x.size == 0:
             return
@@ -101,6 +112,8 @@ class MouthTracker:
         if start not in self._chunks:
             bisect.insort(self._starts, start)
         self._chunks[start] = x
+        self._texts[start] = text.strip()
+        self._align_span(start)
         # invalidate frames whose window touches the new audio
         half = self._win // 2 + 1
         f0 = self.frame_of_sample(max(0, start - half)) - 1
@@ -119,14 +132,116 @@ class MouthTracker:
                 keep[s] = x[: max(0, from_sample - s)]
         self._chunks = {s: x for s, x in keep.items() if x.size}
         self._starts = sorted(self._chunks)
+        self._texts = {s: t for s, t in self._texts.items() if s in self._chunks}
+        self._lips = {s: v for s, v in self._lips.items() if s < from_sample}
         f = self.frame_of_sample(max(0, from_sample - self._win))
         self._raw = {k: v for k, v in self._raw.items() if k < f}
 
     def forget_before(self, sample: int) -> None:
         self._chunks = {s: x for s, x in self._chunks.items() if s + x.size > sample}
         self._starts = sorted(self._chunks)
+        self._texts = {s: t for s, t in self._texts.items() if s in self._chunks}
+        self._lips = {s: v for s, v in self._lips.items() if v[0] > sample}
         f = self.frame_of_sample(sample) - REACH - 1
         self._raw = {k: v for k, v in self._raw.items() if k >= f}
+
+    # --- the sentence's text: where the lips meet
+    def _align_span(self, start: int) -> None:
+        """Align the text of the sentence that the chunk at ``start`` belongs to with its audio so
+        far (its earlier and later pieces: adjacent chunks with the same text)."""
+        text = self._texts.get(start, "")
+        i = self._starts.index(start)
+        a = i
+        while a > 0 and self._texts.get(self._starts[a - 1]) == text and self._joins(self._starts[a - 1]):
+            a -= 1
+        b = i
+        while b + 1 < len(self._starts) and self._texts.get(self._starts[b + 1]) == text and self._joins(self._starts[b]):
+            b += 1
+        first = self._starts[a]
+        for s in self._starts[a:b + 1]:
+            self._lips.pop(s, None)
+        syl = syllables.Syllables.of(text) if text else None
+        if syl is None:
+            return
+        audio = np.concatenate([self._chunks[s] for s in self._starts[a:b + 1]])
+        hop = max(1, self.sample_rate // 100)
+        n = audio.size // hop
+        if n < 3:
+            return
+        x = audio[: n * hop].reshape(n, hop)
+        db = 10 * np.log10((x * x).mean(axis=1) + 1e-10)
+        loud = np.flatnonzero(db >= max(GATE_DB + 10, float(db.max()) - 35))
+        if loud.size == 0:
+            return
+        peaks = syllables.peaks(db, hop / self.sample_rate)
+        found = syllables.align(peaks * hop / self.sample_rate, syl, loud[0] * hop / self.sample_rate)
+        at = first + peaks * hop + hop // 2
+        closures, flat = self._text_closures(audio, first, first + peaks * hop, found.lips)
+        # the frames around a peak whose vowel's letters do not round the lips (а/и/э, a/e/i)
+        straight = set()
+        for k in np.flatnonzero(~found.rounded):
+            lo = (at[k - 1] + at[k]) // 2 if k > 0 else first
+            hi = (at[k] + at[k + 1]) // 2 if k + 1 < len(at) else first + audio.size
+            straight.update(range(self.frame_of_sample(int(lo)), self.frame_of_sample(int(hi)) + 1))
+        self._lips[first] = (first + audio.size, closures, frozenset(flat | straight))
+
+    def _text_closures(self, audio: np.ndarray, first: int, peaks: np.ndarray,
+                       flags: np.ndarray) -> tuple[frozenset[int], frozenset[int]]:
+        """The frames where the lips meet in a sentence (audio from sample ``first``): one per gap
+        between syllable peaks that holds a bilabial, at the gap's quiet part — its last quiet
+        frame, as the lips meet just before the next syllable's release (after a pause too), or
+        after the last syllable its first one. Quiet: CLOSURE_DB below the syllables; where no frame
+        is (an м's murmur is only a few dB below its vowels, but the text says the lips meet
+        there), the quietest, if at least MURMUR_DB below the syllables on both sides. Returns
+        (closure frames, murmur frames that stay open but not rounded)."""
+        f0 = self.frame_of_sample(first)
+        f1 = self.frame_of_sample(first + audio.size - 1)
+        frames = np.arange(f0, f1 + 1)
+        edges = np.clip([self.frame_start(f) - first for f in range(f0, f1 + 2)], 0, audio.size)
+        power = np.array([float(np.mean(audio[lo:hi] ** 2)) if hi > lo else 0.0
+                          for lo, hi in zip(edges[:-1], edges[1:], strict=False)])
+        db = 10 * np.log10(power + 1e-10)
+        peak_frames = [self.frame_of_sample(int(p)) - f0 for p in peaks]
+        bounds = [-1, *peak_frames, len(frames)]
+        out: set[int] = set()
+        flat: set[int] = set()
+        for g, lips in enumerate(flags):
+            lo, hi = bounds[g] + 1, bounds[g + 1]
+            if not lips or hi <= lo:
+                continue
+            seg = db[lo:hi]
+            floor = float(seg.min())
+            sides = [db[bounds[k]] for k in (g, g + 1) if 0 < k <= len(peak_frames)]
+            level = min(sides, default=floor + CLOSURE_DB)
+            # quiet: CLOSURE_DB below the syllables (the pause, not the burst or the vowel's rise);
+            # a murmur that is never that quiet closes at its quietest frame, if deep enough
+            quiet = np.flatnonzero(seg <= level - CLOSURE_DB)
+            if quiet.size == 0:
+                if level - floor < MURMUR_DB:
+                    # too loud to show closed lips without the jaw disagreeing with the sound
+                    # (RHVoice's м is nearly a vowel): at least not the rounded mouth its low
+                    # formants would give
+                    flat.update(int(f) for f in frames[lo:hi][seg <= floor + 2.0])
+                    continue
+                quiet = np.array([int(np.argmin(seg))])
+            out.add(int(frames[lo + (quiet[0] if g == len(peak_frames) else quiet[-1])]))
+        return frozenset(out), frozenset(flat)
+
+    def _joins(self, start: int) -> bool:
+        """Whether the chunk at ``start`` runs straight into the next one (a sentence's pieces do)."""
+        i = bisect.bisect_left(self._starts, start)
+        return i + 1 < len(self._starts) and self._starts[i + 1] - (start + self._chunks[start].size) <= self._win
+
+    def _text_closure(self, frame: int) -> tuple[frozenset[int], frozenset[int]] | None:
+        """The text's (closure, flat murmur) frames of the sentence this frame is in (its centre,
+        or the frame after it: a pause before a sentence belongs to it), or None where no text
+        is known."""
+        starts = sorted(self._lips)
+        for sample in (self._centre(frame), self._centre(frame + 1)):
+            i = bisect.bisect_right(starts, sample) - 1
+            if i >= 0 and sample < self._lips[starts[i]][0]:
+                return self._lips[starts[i]][1:]
+        return None
 
     # --- analysis
     def _window(self, centre: int) -> np.ndarray | None:
@@ -194,12 +309,16 @@ class MouthTracker:
             # draws the mouth's inside across them. The rest pose (or a closure) instead.
             o = 0.0
         w = float(KERNEL @ widths) * min(1.0, 0.4 + 2 * o)
+        text = self._text_closure(frame)
+        if text is not None and frame in text[1]:
+            w = max(w, 0.0)     # the text says а/и/э here, or an м's murmur: lips not rounded
         return MouthPose(open=round(min(1.0, o), 4), width=round(max(-1.0, min(1.0, w)), 4),
-                         close=self._closure(db, c))
+                         close=self._closure(db, c, frame, text))
 
-    @staticmethod
-    def _closure(db: np.ndarray, c: int) -> float:
-        """1 where frame ``c`` is the middle of a dip between syllables (the lips meet for м/п/б,
+    def _closure(self, db: np.ndarray, c: int, frame: int,
+                 text: tuple[frozenset[int], frozenset[int]] | None) -> float:
+        """Where the sentence's text is known: 1 on its closure frames (:meth:`_text_closures`),
+        0.5 beside them, else 0. Without text, from the audio alone: 1 where frame ``c`` is the middle of a dip between syllables (the lips meet for м/п/б,
         and in a short pause inside a sentence), 0.5 beside it (the lips on their way), else 0.
         A dip frame is CLOSURE_DB below the loudest frames on both sides within 4 frames; a pause
         longer than that has no loud frame on one side, so the mouth rests there instead."""
@@ -208,17 +327,28 @@ class MouthTracker:
                 return False
             side = min(db[k - 4:k].max(), db[k + 1:k + 5].max())
             return side >= GATE_DB + 10 and db[k] <= side - CLOSURE_DB
+        if text is not None:
+            text = text[0]
+            if frame in text:
+                return 1.0
+            # the lips on their way to a closure (not in a silent frame: they rest there); after
+            # it they part at once with the release, as the sound comes back
+            return 0.5 if frame + 1 in text and GATE_DB + 4 <= db[c] <= db[c - 2:c + 1].max() - 6 else 0.0
         if not dip(c):
-            return MouthTracker._before_onset(db, c)
+            return self._before_onset(db, c)
         start, end = c, c
         while dip(start - 1):
             start -= 1
         while dip(end + 1):
             end += 1
-        middle = (start + end) // 2
+        # a short dip closes in its middle (a nasal's murmur, a stop between vowels); a longer
+        # one (a pause before the stop) on its last frame, as the lips meet for the burst
+        middle = (start + end) // 2 if end - start < 2 else end
         if c == middle:
             return 1.0
-        return 0.5 if abs(c - middle) == 1 else 0.0
+        # beside it the lips are on their way, unless this frame is itself silent: in a pause the
+        # lips rest and close only for the stop (a silent half-closed frame is neither)
+        return 0.5 if abs(c - middle) == 1 and db[c] >= GATE_DB + 4 else 0.0
 
     @staticmethod
     def _before_onset(db: np.ndarray, c: int) -> float:
@@ -226,21 +356,23 @@ class MouthTracker:
         meet there for the stop that ends "Baby, bob" or "мама, папа" (a stop is a closure, then
         the burst), and a visitor does not see a one-frame closure before other sounds as wrong.
         The rest of the pause shows the photo's rest pose. Speech must have come before within
-        PAUSE_FRAMES: the reply's first word starts from rest."""
+        PAUSE_FRAMES: the reply's first word starts from rest. (Audio only: where the text is
+        known, :meth:`_text_closures` decides.)"""
         if c - PAUSE_FRAMES < 0 or c + 2 > len(db):
             return 0.0
         after = db[c + 1]
-        return 1.0 if (after >= GATE_DB + 10 and db[c] <= after - CLOSURE_DB
-                       and db[c - PAUSE_FRAMES:c].max() >= GATE_DB + 10) else 0.0
+        if not (after >= GATE_DB + 10 and db[c] <= after - CLOSURE_DB):
+            return 0.0
+        return 1.0 if db[c - PAUSE_FRAMES:c].max() >= GATE_DB + 10 else 0.0
 
     def pose_at(self, t: float) -> MouthPose:
         return self.pose_at_frame(math.floor(t * self.fps + 1e-9))
 
 
-def mouth_track(samples: np.ndarray, sample_rate: int, fps: int = 25) -> list[MouthPose]:
+def mouth_track(samples: np.ndarray, sample_rate: int, fps: int = 25, text: str = "") -> list[MouthPose]:
     """Poses for a whole clip starting at sample 0: one per frame, frames = ceil(len * fps / rate)."""
     tr = MouthTracker(sample_rate, fps)
-    tr.add(samples, 0)
+    tr.add(samples, 0, text)
     n = -((-len(samples) * fps) // sample_rate)
     return [tr.pose_at_frame(k) for k in range(n)]
 
