@@ -31,7 +31,8 @@ vocabulary, after Preston Blair, is the guide):
   mouth goes back to the photo's rest pose. Where the sentence's text is known, only the dips
   whose consonants include a bilabial close (:mod:`.syllables` aligns the text's vowels to the
   loudness peaks): т/д/с/к get a narrow mouth, not pressed lips, and a sentence that starts with
-  м/п/б closes its lips on the frame before its first sound.
+  м/п/б closes its lips on the frame before its first sound. The text also keeps the lips from
+  rounding on а/и/э (a nasal's murmur and the vowel after it have the low F1 of у).
 
 Per frame: a 40 ms window centred on the frame's middle; opening = level mapped from -46…-14
 dBFS onto 0…1, times a syllable contrast (how far the frame is below the loudest of its
@@ -233,9 +234,9 @@ class MouthTracker:
         return i + 1 < len(self._starts) and self._starts[i + 1] - (start + self._chunks[start].size) <= self._win
 
     def _text_closure(self, frame: int) -> tuple[frozenset[int], frozenset[int]] | None:
-        """The text's (closure, flat murmur) frames of the sentence this frame is in (its centre,
-        or the frame after it: a pause before a sentence belongs to it), or None where no text
-        is known."""
+        """The text's (closure frames, frames whose lips do not round) of the sentence this frame
+        is in (its centre, or the frame after it: a pause before a sentence belongs to it), or
+        None where no text is known."""
         starts = sorted(self._lips)
         for sample in (self._centre(frame), self._centre(frame + 1)):
             i = bisect.bisect_right(starts, sample) - 1
@@ -317,9 +318,11 @@ class MouthTracker:
 
     def _closure(self, db: np.ndarray, c: int, frame: int,
                  text: tuple[frozenset[int], frozenset[int]] | None) -> float:
-        """Where the sentence's text is known: 1 on its closure frames (:meth:`_text_closures`),
-        0.5 beside them, else 0. Without text, from the audio alone: 1 where frame ``c`` is the middle of a dip between syllables (the lips meet for м/п/б,
-        and in a short pause inside a sentence), 0.5 beside it (the lips on their way), else 0.
+        """Where the sentence's text is known (``text``: its closure frames and its frames that do
+        not round): 1 on its closure frames (:meth:`_text_closures`), 0.5 on the frame before one
+        as the sound falls, else 0. Without text, from the audio alone: 1 where frame ``c`` is the
+        middle of a dip between syllables (the lips meet for м/п/б, and in a short pause inside a
+        sentence), 0.5 beside it (the lips on their way), else 0.
         A dip frame is CLOSURE_DB below the loudest frames on both sides within 4 frames; a pause
         longer than that has no loud frame on one side, so the mouth rests there instead."""
         def dip(k: int) -> bool:
@@ -328,12 +331,13 @@ class MouthTracker:
             side = min(db[k - 4:k].max(), db[k + 1:k + 5].max())
             return side >= GATE_DB + 10 and db[k] <= side - CLOSURE_DB
         if text is not None:
-            text = text[0]
-            if frame in text:
+            closures = text[0]
+            if frame in closures:
                 return 1.0
             # the lips on their way to a closure (not in a silent frame: they rest there); after
             # it they part at once with the release, as the sound comes back
-            return 0.5 if frame + 1 in text and GATE_DB + 4 <= db[c] <= db[c - 2:c + 1].max() - 6 else 0.0
+            falling = GATE_DB + 4 <= db[c] <= db[c - 2:c + 1].max() - 6
+            return 0.5 if frame + 1 in closures and falling else 0.0
         if not dip(c):
             return self._before_onset(db, c)
         start, end = c, c
