@@ -122,3 +122,14 @@ def test_the_sheets_names_help_whisper_hear_a_question_about_them(whisper):
         whisper.set_names([])
     # (plain is not asserted: what whisper mishears without help may differ with the CPU's kernels)
     assert "байконур" in hinted.lower(), (plain, hinted)
+
+
+def test_a_transcript_that_starts_over_is_cut_at_the_restart():
+    from appliance.engines.stt_whisper import _drop_restart
+
+    # whisper, on a fresh clone, after piper's "Mars looks red because its dust is full of rust."
+    looped = "Mars looks red because it's dust is full of rust. Mars looks red because it's dust"
+    assert _drop_restart(looped) == "Mars looks red because it's dust is full of rust."
+    # a visitor's own short repeats and different sentences are kept
+    assert _drop_restart("Hello. Hello. What is your name?") == "Hello. Hello. What is your name?"
+    assert _drop_restart("Where is the cafe? Where is the toilet?") == "Where is the cafe? Where is the toilet?"

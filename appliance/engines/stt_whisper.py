@@ -155,7 +155,7 @@ class WhisperSTT:
             n = max(len(seg.tokens), 1)
             weights += n
             logprob_sum += seg.avg_logprob * n
-        text = " ".join(t for t in texts if t).strip()
+        text = _drop_restart(" ".join(t for t in texts if t).strip())
         if HALLUCINATIONS.match(text) or _repetitive(text):
             text = ""
         return text, (logprob_sum / weights if weights else -10.0)
@@ -170,6 +170,23 @@ def choose_language(probs: dict[str, float], languages: Sequence[str], prior: st
         best = prior
     total = sum(cands.values()) or 1.0
     return best, cands[best] / total
+
+
+def _drop_restart(text: str) -> str:
+    """Whisper, given silence after the words, may start the sentence over ("Mars looks red because
+    its dust is full of rust. Mars looks red because it's dust" on a fresh clone): a sentence of
+    three words or more that repeats the start of an earlier one word for word is cut, with all
+    after it. ("Where is the cafe? Where is the toilet?" differs, and stays.)"""
+    import re
+
+    parts = re.split(r"(?<=[.!?])\s+", text)
+    earlier: list[list[str]] = []
+    for i, part in enumerate(parts):
+        words = re.findall(r"\w+", part.lower())
+        if len(words) >= 3 and any(prev[:len(words)] == words for prev in earlier):
+            return " ".join(parts[:i])
+        earlier.append(words)
+    return text
 
 
 def _repetitive(text: str) -> bool:
