@@ -206,3 +206,15 @@ def test_a_sentence_in_two_pieces_closes_where_the_whole_one_does(irina):
     tr.add(x[cut:], cut, text)
     n = -(-len(x) * FPS // rate)
     assert _closures([tr.pose_at_frame(k) for k in range(n)]) == whole and len(whole) >= 3
+
+
+def test_a_barge_in_leaves_no_closure_after_the_cut(irina):
+    text = "Мама, папа, мама, папа."
+    x, rate = irina(text)
+    tr = MouthTracker(rate, FPS)
+    tr.add(x, 0, text)
+    n = len(x) * FPS // rate
+    cut = len(x) // 2
+    assert any(tr.pose_at_frame(k).close == 1.0 for k in range(cut * FPS // rate + 1, n))
+    tr.clear(cut)
+    assert all(tr.pose_at_frame(k) == MouthPose() for k in range(cut * FPS // rate + 2, n))

@@ -135,6 +135,9 @@ class MouthTracker:
         self._starts = sorted(self._chunks)
         self._texts = {s: t for s, t in self._texts.items() if s in self._chunks}
         self._lips = {s: v for s, v in self._lips.items() if s < from_sample}
+        cut = self.frame_of_sample(from_sample)
+        self._lips = {s: (min(end, from_sample), frozenset(f for f in shut if f < cut), frozenset(f for f in flat if f < cut))
+                      for s, (end, shut, flat) in self._lips.items()}   # a sentence cut short: nothing after the cut
         f = self.frame_of_sample(max(0, from_sample - self._win))
         self._raw = {k: v for k, v in self._raw.items() if k < f}
 
