@@ -13,13 +13,13 @@ from support import scenes
 
 from appliance.config import ConfigError, PresenceConfig, from_dict
 from appliance.presence.detector import FaceBox, counts, turn_of
-from appliance.presence.events import CameraLost, PresenceEvent, VisitorArrived, VisitorLeft
+from appliance.presence.events import CameraLost, VisitorArrived, VisitorLeft
 from appliance.presence.tracker import PresenceTracker
 from appliance.presence.watcher import PresenceWatcher
 
 
 def feed(tracker: PresenceTracker, frames: list[tuple[float, int]]) -> list:
-    return [ev for t, n in frames for ev in tracker.update(t, n) if not isinstance(ev, PresenceEvent)]
+    return [ev for t, n in frames for ev in tracker.update(t, n)]
 
 
 def test_tracker_greets_once_per_visit_and_not_on_one_false_frame():

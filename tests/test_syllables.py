@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.face.syllables import Syllables, bilabial_gaps
+from appliance.face.syllables import Syllables, align
 
 
 def test_russian_letters_give_nuclei_and_bilabials():
@@ -38,7 +38,7 @@ def _peaks_at(syl: Syllables, rate: float, t0: float) -> np.ndarray:
 
 def test_peaks_where_the_letters_put_them_take_their_nuclei_flags():
     syl = Syllables.of("Мама мыла раму.")        # М а м а м ы л а р а м у: no bilabial before ла, ра
-    flags = bilabial_gaps(_peaks_at(syl, 0.07, 0.3), syl, 0.3)
+    flags = align(_peaks_at(syl, 0.07, 0.3), syl, 0.3).lips
     assert list(flags) == [True, True, True, False, False, True, False]
 
 
@@ -47,12 +47,12 @@ def test_a_missed_peak_does_not_shift_the_rest():
     # consonants, because the timing keeps them in place
     syl = Syllables.of("Тётя мыла тарелку.")     # те-тя-мы-ла-та-рел-ку
     peaks = np.delete(_peaks_at(syl, 0.07, 0.3), 3)
-    flags = bilabial_gaps(peaks, syl, 0.3)
+    flags = align(peaks, syl, 0.3).lips
     assert list(flags) == [False, False, True, False, False, False, False]
 
 
 def test_a_sentence_not_all_here_aligns_its_start():
     # only the first piece of a long sentence has arrived: its peaks are its first nuclei
     syl = Syllables.of("Билет стоит триста рублей, а для детей бесплатно.")
-    flags = bilabial_gaps(_peaks_at(syl, 0.075, 0.2)[:4], syl, 0.2)
+    flags = align(_peaks_at(syl, 0.075, 0.2)[:4], syl, 0.2).lips
     assert list(flags) == [True, False, False, False, False]

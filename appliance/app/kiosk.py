@@ -121,7 +121,7 @@ class KioskApp:
         loop = asyncio.get_running_loop()
         self.profile = active_profile(self.settings)
         self.renderer = Renderer(cfg.display, headless=self.headless, fps=cfg.face.fps,
-                                 keyboard_layout=self._first_language())
+                                 keyboard_layout=self.first_language())
         self.renderer.draw(ScreenModel(state=KioskState.PROVISIONING, step="Waking up…", progress=0.2), None)
         self.renderer.present()
         self.tracker = MouthTracker(self.speaker.rate, fps=cfg.face.fps)
@@ -299,8 +299,9 @@ class KioskApp:
         voice stopped."""
         self._silent_from(await self.conv.hold())
 
-    def _first_language(self) -> str:
-        """The language the site sets first, if the persona speaks it (the keyboard opens in it)."""
+    def first_language(self) -> str:
+        """The language the site sets first, if the persona speaks it (the keyboard opens in it,
+        a visitor the camera sees is greeted in it)."""
         langs = self.profile.persona.languages
         first = self.settings.config.session.languages[0]
         return first if first in langs else langs[0]

@@ -19,7 +19,7 @@ import datetime
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..messages import KioskState, VisitorGone
 from ..presence.camera import is_file_spec
@@ -159,12 +159,6 @@ class PresenceFlow:
                 self.camera_ok = True
                 conv.sound_presence = False
 
-    def greeting_language(self) -> str:
-        """The language the site sets first (``session.languages``), if the persona speaks it."""
-        conv = self.app.conv
-        first = self.app.settings.config.session.languages[0]
-        return first if first in conv.languages else conv.languages[0]
-
     def _inviting(self) -> bool:
         conv = self.app.conv
         return (not conv.turn_active and conv.screen.state == KioskState.SPEAKING
@@ -178,7 +172,7 @@ class PresenceFlow:
         if cut:
             await app.hush()
             conv.release()
-        await conv.greet(self.greeting_language())
+        await conv.greet(app.first_language())
 
     async def _reset(self) -> None:
         """The visitor left: cut what is being said, forget them, clear the captions."""
@@ -188,8 +182,7 @@ class PresenceFlow:
         conv.emit(VisitorGone())
         self._quiet_since = conv.audio_now()
         if self.visits:
-            last = self.visits[-1]
-            self.visits[-1] = Visit(last.arrived_at, last.greeted, conv.audio_now())
+            self.visits[-1] = replace(self.visits[-1], left_at=conv.audio_now())
 
     # ------------------------------------------------------------------ attract mode
     def _idle(self) -> bool:
@@ -198,13 +191,11 @@ class PresenceFlow:
                     or conv.screen.state != KioskState.IDLE or app.overlay is not None)
 
     async def _attract(self) -> None:
-        app, conv, cfg = self.app, self.app.conv, self.cfg
+        conv, cfg = self.app.conv, self.cfg
         phrases = [(text, lang) for lang in conv.languages for text in getattr(cfg, f"attract_{lang}", [])]
         if not phrases:
             return
-        tts = app.engines.tts
-        for text, lang in phrases:  # into the phrase cache now: an invitation never waits for the TTS
-            await conv.workers.tts.call(conv.turns.phrases.get, tts, text, lang)
+        await conv.cache_phrases(phrases)
         while not self._stop.is_set():
             await asyncio.sleep(0.25)
             now = conv.audio_now()

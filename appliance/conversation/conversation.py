@@ -196,18 +196,22 @@ class Conversation:
             key_words = {lang: knowledge.key_words(lang) for lang in self.session.languages} if knowledge else None
             self.engines.stt.set_names(self.persona.all_names, key_words)
 
+    async def cache_phrases(self, phrases: list[tuple[str, str]]) -> None:
+        """Synthesize fixed (text, language) phrases into the phrase cache now, in the TTS worker:
+        when they are said, they never wait for the TTS."""
+        if self.engines.tts is not None:
+            for text, lang in phrases:
+                await self.workers.tts.call(self.turns.phrases.get, self.engines.tts, text, lang)
+
     async def prepare(self, *, wait_for_llm: bool = True) -> None:
         """Warm what every turn needs: the cached fixed phrases, STT's first decode and the LLM's
         persona prefixes (with the standing facts: seconds per language). Without ``wait_for_llm``
         the prefixes are handed to the LLM's worker and the kiosk listens meanwhile: a turn's
         generation queues behind them there (a worker runs its calls in order)."""
         engines, workers, session = self.engines, self.workers, self.session
-        if engines.tts is not None:
-            phrases = self.turns.phrases
-            for lang in session.languages:
-                await workers.tts.call(phrases.get, engines.tts, session.greeting(lang), lang)
-                if not session.can_answer(lang):
-                    await workers.tts.call(phrases.get, engines.tts, session.fixed_reply(lang), lang)
+        await self.cache_phrases([(session.greeting(lang), lang) for lang in session.languages])
+        await self.cache_phrases([(session.fixed_reply(lang), lang) for lang in session.languages
+                                  if not session.can_answer(lang)])
         if engines.stt is not None and hasattr(engines.stt, "warm") and not getattr(engines.stt, "_warmed", False):
             await workers.stt.call(engines.stt.warm)
             engines.stt._warmed = True

@@ -13,6 +13,7 @@ English) is answered with a fixed, honest sentence in that language from the phr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -152,8 +153,7 @@ class Turns:
         clock = TurnClock(utt.turn_id, max(utt.t_detected - utt.t_speech_end, 0.0))
         rec = TurnRecord(utt.turn_id)
         host.set_screen(state=KioskState.THINKING, saying="")
-        self.producing = True
-        try:
+        async with self._turn(rec, clock, "turn failed"):
             if self.cfg.privacy.debug_capture:  # raw visitor audio: only when a technician asked for it
                 write_wav(self.paths.cache_dir / "debug-capture" / f"{utt.turn_id}.wav", utt.samples, MIC_RATE)
             heard: Transcript = replace(await (early or self.transcribe(utt.samples)), turn_id=utt.turn_id)
@@ -165,31 +165,47 @@ class Turns:
                 return self._no_reply(rec, clock, "low_confidence")
             if not session.gate.accept_text(heard.text, utt.t_detected):
                 return self._no_reply(rec, clock, "not_addressed")
-            rec.heard = heard.text
-            session.history.use_language(heard.language)
-            host.emit(Transcribed(utt.turn_id, heard.text, heard.language))
-            host.set_screen(heard=heard.text)
-            reply = await self._respond(utt.turn_id, heard.text, heard.language, clock)
-            self.producing = False
-            host.nudge()
-            rec.reply = reply
-            session.history.add_turn(heard.text, reply, host.audio_now())
-            await host.until_played()  # the turn ends when its audio has played
+            reply = await self._answer(rec, clock, heard.text, heard.language)
             session.gate.turn_finished(host.audio_now())
             self._finish(rec, clock, "replied", reply)
+        return None
+
+    async def _answer(self, rec: TurnRecord, clock: TurnClock, text: str, language: str) -> str:
+        """The question (heard or typed) answered: in the captions, aloud, and kept in the
+        visitor's history; returns once the reply has played."""
+        session, host = self.session, self.host
+        rec.heard = text
+        session.history.use_language(language)
+        host.emit(Transcribed(rec.turn_id, text, language))
+        host.set_screen(heard=text)
+        reply = await self._respond(rec.turn_id, text, language, clock)
+        self.producing = False
+        host.nudge()
+        rec.reply = reply
+        session.history.add_turn(text, reply, host.audio_now())
+        await host.until_played()  # the turn ends when its audio has played
+        return reply
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, rec: TurnRecord, clock: TurnClock, failed: str):
+        """One turn's run: a barge-in records what was said and goes on up; any other error is
+        logged and ends only this turn (one bad turn must not end the kiosk); either way the
+        kiosk listens again."""
+        self.producing = True
+        try:
+            yield
         except asyncio.CancelledError:
             self._finish(rec, clock, "barge_in", rec.reply)
             raise
         except Exception as e:  # noqa: BLE001 - one bad turn must not end the kiosk
-            log.exception("turn failed", extra=logs.fields(turn_id=utt.turn_id, code=type(e).__name__))
-            host.emit(TurnFailed(utt.turn_id, type(e).__name__))
+            log.exception(failed, extra=logs.fields(turn_id=rec.turn_id, code=type(e).__name__))
+            self.host.emit(TurnFailed(rec.turn_id, type(e).__name__))
             self._finish(rec, clock, "error", "")
         finally:
             self.drop_head()  # not adopted (nothing heard, not addressed, a barge-in): stop it
             self.cancel = None
             self.producing = False
-            host.set_screen(state=KioskState.LISTENING)
-        return None
+            self.host.set_screen(state=KioskState.LISTENING)
 
     # ------------------------------------------------------------------ the head start
     def head_start(self, heard: Transcript) -> None:
@@ -388,33 +404,13 @@ class Turns:
     async def written(self, turn_id: str, text: str, language: str) -> None:
         """A visitor's question typed on the kiosk's keyboard: answered as a spoken one is — the
         question in the captions, the reply aloud and in captions, kept in the visitor's history."""
-        session, host = self.session, self.host
         clock = TurnClock(turn_id)
         clock.figures["stt_s"] = 0.0  # typed: nothing to transcribe
-        rec = TurnRecord(turn_id, language=language, heard=text)
-        host.set_screen(state=KioskState.THINKING, heard=text, saying="")
-        self.producing = True
-        try:
-            session.history.use_language(language)
-            host.emit(Transcribed(turn_id, text, language))
-            reply = await self._respond(turn_id, text, language, clock)
-            self.producing = False
-            host.nudge()
-            rec.reply = reply
-            session.history.add_turn(text, reply, host.audio_now())
-            await host.until_played()
+        rec = TurnRecord(turn_id, language=language)
+        self.host.set_screen(state=KioskState.THINKING, heard=text, saying="")
+        async with self._turn(rec, clock, "typed turn failed"):
+            reply = await self._answer(rec, clock, text, language)
             self._finish(rec, clock, "replied", reply)
-        except asyncio.CancelledError:
-            self._finish(rec, clock, "barge_in", rec.reply)
-            raise
-        except Exception as e:  # noqa: BLE001 - one bad turn must not end the kiosk
-            log.exception("typed turn failed", extra=logs.fields(turn_id=turn_id, code=type(e).__name__))
-            host.emit(TurnFailed(turn_id, type(e).__name__))
-            self._finish(rec, clock, "error", "")
-        finally:
-            self.cancel = None
-            self.producing = False
-            host.set_screen(state=KioskState.LISTENING)
 
     async def typed(self, turn_id: str, text: str, language: str) -> tuple[str, TurnMetrics]:
         """A turn from typed text (``avatar-kiosk ask``): the reply text and its metrics."""

@@ -177,8 +177,6 @@ def _drop_restart(text: str) -> str:
     its dust is full of rust. Mars looks red because it's dust" on a fresh clone): a sentence of
     three words or more that repeats the start of an earlier one word for word is cut, with all
     after it. ("Where is the cafe? Where is the toilet?" differs, and stays.)"""
-    import re
-
     parts = re.split(r"(?<=[.!?])\s+", text)
     earlier: list[list[str]] = []
     for i, part in enumerate(parts):

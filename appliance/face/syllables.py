@@ -6,7 +6,6 @@ Public API::
     Syllables.nuclei / .bilabial                     # vowel nuclei; bilabial[j]: м/п/б/m/p/b before nucleus j
     peaks(db: np.ndarray, hop_s: float) -> np.ndarray              # syllable peaks in a loudness track
     align(peak_s, syllables, start_s) -> Alignment   # .lips per gap between peaks, .rounded per peak
-    bilabial_gaps(peak_s, syllables, start_s) -> np.ndarray        # align(...).lips
 
 The audio alone cannot tell м from н or п from т: a dip in loudness between syllables looks the
 same for all of them, and pressing the lips together on every dip shows a closed mouth for т/д/с/к
@@ -47,14 +46,13 @@ _TOKEN = re.compile(r"[a-zа-яё']+|\d+|[,;:—–\-!?.…]")
 class Syllables:
     """A sentence's vowel nuclei: ``positions`` in letter units from its start, and ``bilabial``
     (one longer): whether the consonants before nucleus j (j = nuclei: after the last one) hold
-    a bilabial. ``length`` is the sentence's length in letter units. ``rounded``: whether the
+    a bilabial. ``rounded``: whether the
     nucleus's letters allow rounded lips (the audio's low formants read a nasal's murmur and the
     vowel after it as у, so «мама» looked like «муму»)."""
 
     positions: tuple[float, ...]
     bilabial: tuple[bool, ...]
-    length: float
-    rounded: tuple[bool, ...] = ()   # per nucleus: may the lips round (о/у/ё/ю, o/u; not а/и/э, a/e/i)
+    rounded: tuple[bool, ...]   # per nucleus: may the lips round (о/у/ё/ю, o/u; not а/и/э, a/e/i)
 
     @property
     def nuclei(self) -> int:
@@ -62,7 +60,7 @@ class Syllables:
 
     @classmethod
     def of(cls, text: str) -> Syllables | None:
-        pos, units, lips, positions, bilabial, rounded = 0.0, [], False, [], [], []
+        pos, lips, positions, bilabial, rounded = 0.0, False, [], [], []
         for tok in _TOKEN.findall(text.lower()):
             if tok.isdigit():  # spoken as words the letters do not show: assume the worst
                 for _ in range(2 * len(tok)):
@@ -75,9 +73,8 @@ class Syllables:
             if not tok[0].isalpha():
                 pos += PAUSE_UNITS if tok not in "-" else 0.0
                 continue
-            units = _units(tok)
             prev_vowel = False
-            for letter, vowel, lip in units:
+            for letter, vowel, lip in _units(tok):
                 if vowel and not prev_vowel:
                     bilabial.append(lips)
                     rounded.append(False)
@@ -91,7 +88,7 @@ class Syllables:
                 pos += 1.0
         if not positions:
             return None
-        return cls(tuple(positions), (*bilabial, lips), pos, tuple(rounded))
+        return cls(tuple(positions), (*bilabial, lips), tuple(rounded))
 
 
 def _units(word: str) -> list[tuple[str, bool, bool]]:
@@ -161,34 +158,20 @@ def align(peak_s: np.ndarray, syl: Syllables, start_s: float) -> Alignment:
         return Alignment(flags, np.ones(0, bool))
     match = _align(peak_s, np.asarray(syl.positions), start_s)
     lips = np.asarray(syl.bilabial)
-    rounded_text = syl.rounded or (True,) * n_t
-    rounded = np.array([m < 0 or rounded_text[m] for m in match], bool)
+    rounded = np.array([m < 0 or syl.rounded[m] for m in match], bool)
     # gap i lies between peak i-1 and peak i: the consonants between their nuclei (all of them,
-    # including those of nuclei no peak took)
+    # including those of nuclei no peak took). A peak no nucleus took shares its neighbours' gap;
+    # after the last matched peak, the consonants up to the next nucleus (the sentence may go on
+    # in a piece still being converted; nuclei no peak took there are the TTS's to merge).
     prev = -1  # nucleus of the last matched peak before the gap
     for i in range(n_a + 1):
-        nxt = match[i] if i < n_a else None
-        if i < n_a and nxt < 0:        # a peak with no nucleus: the gaps around it share its neighbours'
-            flags[i] = _between(lips, prev, _next_match(match, i), n_t)
-            continue
-        # after the last peak: the consonants up to the next nucleus (the sentence may go on
-        # in a piece still being converted; nuclei no peak took there are the TTS's to merge)
-        flags[i] = _between(lips, prev, nxt if nxt is not None else prev + 1, n_t)
-        if i < n_a:
-            prev = nxt
-    return Alignment(flags, rounded)
-
-
-def bilabial_gaps(peak_s: np.ndarray, syl: Syllables, start_s: float) -> np.ndarray:
-    """:func:`align`'s ``lips``: per gap around the peaks, whether the lips meet there."""
-    return align(peak_s, syl, start_s).lips
-
-
-def _next_match(match: list[int], i: int) -> int:
-    for m in match[i:]:
+        m = match[i] if i < n_a else -1
         if m >= 0:
-            return m
-    return len(match) and max(match) + 1
+            flags[i] = _between(lips, prev, m, n_t)
+            prev = m
+        else:
+            flags[i] = _between(lips, prev, next((x for x in match[i:] if x >= 0), prev + 1), n_t)
+    return Alignment(flags, rounded)
 
 
 def _between(lips: np.ndarray, a: int, b: int, n_t: int) -> bool:

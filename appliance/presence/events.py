@@ -6,15 +6,6 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class PresenceEvent:
-    """One analysed frame: ``faces`` close and looking at the screen, at camera time ``t`` (s)."""
-
-    present: bool
-    faces: int
-    t: float
-
-
-@dataclass(frozen=True)
 class VisitorArrived:
     """Someone came close and looked at the screen (once per visit): greet them."""
 
@@ -42,6 +33,3 @@ class CameraBack:
     """The camera gives frames again."""
 
     name: str
-
-
-PresenceChange = PresenceEvent | VisitorArrived | VisitorLeft | CameraLost | CameraBack

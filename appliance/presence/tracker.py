@@ -7,7 +7,7 @@ A face that comes back within that time is the same visitor: no second greeting.
 
 from __future__ import annotations
 
-from .events import PresenceEvent, VisitorArrived, VisitorLeft
+from .events import VisitorArrived, VisitorLeft
 
 
 class PresenceTracker:
@@ -21,9 +21,9 @@ class PresenceTracker:
         self.last_seen: float | None = None
         self._streak = 0
 
-    def update(self, t: float, faces: int) -> list:
-        """Feed one analysed frame at camera time ``t``; returns the events it causes, in order."""
-        out: list = [PresenceEvent(faces > 0, faces, t)]
+    def update(self, t: float, faces: int) -> list[VisitorArrived | VisitorLeft]:
+        """Feed one analysed frame at camera time ``t``; returns the visits it starts or ends."""
+        out: list[VisitorArrived | VisitorLeft] = []
         if faces > 0:
             self._streak += 1
             self.last_seen = t

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from .camera import CameraError, describe, is_file_spec, open_camera
-from .events import CameraBack, CameraLost, VisitorArrived, VisitorLeft
+from .events import CameraBack, CameraLost
 from .tracker import PresenceTracker
 
 log = logging.getLogger("avatar-kiosk.presence")
@@ -93,18 +94,17 @@ class PresenceWatcher:
                     if self.pace is not None and not self.pace(t):
                         self._stop.set()
                         break
-                    t0 = _now()
+                    t0 = time.perf_counter()
                     try:
                         n = counts(self.detector.faces(rgb), cfg.min_face, max_turn)
                     except Exception as e:  # noqa: BLE001 - a frame the detector chokes on is skipped
                         log.debug("presence: a frame was not analysed: %s", type(e).__name__)
                         n = 0
                     del rgb  # the frame ends here
-                    self.detect_s += _now() - t0
+                    self.detect_s += time.perf_counter() - t0
                     self.frames += 1
                     for ev in self.tracker.update(t, n):
-                        if isinstance(ev, (VisitorArrived, VisitorLeft)):
-                            self.on_event(ev)
+                        self.on_event(ev)
                     if self.on_frame is not None:
                         self.on_frame(t)
             finally:
@@ -112,7 +112,6 @@ class PresenceWatcher:
             if self._stop.is_set():
                 break
             if is_file_spec(cfg.camera):
-                self.ended.set()
                 break  # the file is over: the scene stays as it was last seen
             lost = self._lost(lost, f"{describe(cfg.camera)} stopped giving frames (unplugged?)")
             self.tracker.reset()
@@ -123,9 +122,3 @@ class PresenceWatcher:
             log.warning("presence: %s; deciding presence by sound, retrying every %g s", reason, self.cfg.retry_s)
             self.on_event(CameraLost(reason))
         return reason
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()

@@ -280,10 +280,10 @@ class Renderer:
     def _draw_keyboard(self) -> None:
         kb = self.keyboard
         if not kb.is_open:
-            if self._button_cache is None:
-                self._button_cache = self._key_surface(open_button(self.size), ACCENT, (10, 40, 24))
-            key = open_button(self.size)
-            self.screen.blit(self._button_cache, key.rect[:2])
+            if self._button_cache is None:  # (where, surface): the size never changes
+                key = open_button(self.size)
+                self._button_cache = (key.rect[:2], self._key_surface(key, ACCENT, (10, 40, 24)))
+            self.screen.blit(self._button_cache[1], self._button_cache[0])
             return
         geo = kb.geometry(self.size)
         stamp = (kb.version, kb.layout, self.size)
@@ -331,6 +331,8 @@ class Renderer:
         return surf
 
     def take_typed(self) -> list[str]:
+        if not self._typed:  # the loop asks every few ms; most times nothing was typed
+            return self._typed
         typed, self._typed = self._typed, []
         return typed
 
