@@ -151,10 +151,6 @@ def main(argv: list[str] | None = None, *, run=None) -> int:
     return int(handler(settings, args) or 0)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def provision(settings, args) -> int:
     """``avatar-kiosk provision``: the pipeline (provisioning.commands), then a running kiosk is told
     to go live with the new profile, as after a stick (a fleet tool pushes personas this way)."""
@@ -183,3 +179,7 @@ def _tell_running_kiosk(settings) -> None:
     else:
         print(f"The running kiosk did not switch yet: {reply.get('error')} — it will use the new profile "
               "after its next start (systemctl restart avatar-kiosk).")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -305,14 +305,6 @@ def from_dict(data: dict) -> Config:
     if cfg.llm.engine == "openai-server" and not re.match(r"^https?://[^/\s]+", cfg.llm.server_url):
         raise ConfigError(f"config: llm.server_url = {cfg.llm.server_url!r} is not accepted: llm.engine = "
                           "'openai-server' needs the server's http:// or https:// address, e.g. http://10.0.0.5:8000/v1")
-    for key in ("server_api_key_file", "server_ca_file"):
-        value = getattr(cfg.llm, key)
-        if value and not Path(value).is_absolute():
-            raise ConfigError(f"config: llm.{key} = {value!r} is not accepted: an absolute path")
-    if cfg.provisioning.ca_file and not Path(cfg.provisioning.ca_file).is_absolute():
-        raise ConfigError(f"config: provisioning.ca_file = {cfg.provisioning.ca_file!r} is not accepted: an absolute path")
-    if cfg.metrics.textfile_dir and not Path(cfg.metrics.textfile_dir).is_absolute():
-        raise ConfigError(f"config: metrics.textfile_dir = {cfg.metrics.textfile_dir!r} is not accepted: an absolute path")
     hours = cfg.presence.night_hours
     if len(hours) != 2 or not all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23 for h in hours):
         raise ConfigError(f"config: presence.night_hours = {hours!r} is not accepted: two hours 0…23, [from, until], "
@@ -321,10 +313,14 @@ def from_dict(data: dict) -> Config:
         phrases = getattr(cfg.presence, key)
         if not all(isinstance(p, str) and p.strip() for p in phrases):
             raise ConfigError(f"config: presence.{key} = {phrases!r} is not accepted: a list of phrases (text)")
-    for name in ("state_dir", "cache_dir", "models_dir", "runtime_dir"):
-        value = getattr(cfg.paths, name)
+    for name, value in [*((f"paths.{n}", getattr(cfg.paths, n)) for n in ("state_dir", "cache_dir", "models_dir",
+                                                                             "runtime_dir")),
+                        ("llm.server_api_key_file", cfg.llm.server_api_key_file),
+                        ("llm.server_ca_file", cfg.llm.server_ca_file),
+                        ("provisioning.ca_file", cfg.provisioning.ca_file),
+                        ("metrics.textfile_dir", cfg.metrics.textfile_dir)]:
         if value and not Path(value).is_absolute():
-            raise ConfigError(f"config: paths.{name} = {value!r} is not accepted: an absolute path "
+            raise ConfigError(f"config: {name} = {value!r} is not accepted: an absolute path "
                               "(a relative one would depend on the folder the kiosk was started from)")
     return cfg
 

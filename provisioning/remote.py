@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import shutil
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 from . import bundle
 from .errors import ProvisionError
-from .staging import RESERVE_BYTES
+from .staging import check_room
 from .verify import MAX_MANIFEST_BYTES, check_path, layout_ok
 
 TIMEOUT_S = 30.0
@@ -134,10 +133,7 @@ def download(url: str, dest: Path, trusted_keys: list[str], *, ca_file: str = ""
                        f"{max_file_bytes / 2**20:.0f} MB")
     dest.mkdir(parents=True)
     total = sum(e.size for e in entries)
-    free = shutil.disk_usage(dest).free
-    if total + RESERVE_BYTES > free:
-        raise _bad("disk-full", f"The kiosk's disk has {free / 2**20:.0f} MB free, the bundle needs "
-                   f"{total / 2**20:.0f} MB — ask a technician to free space (old profiles can be removed)")
+    check_room(dest, total, "download")
     (dest / bundle.MANIFEST).write_bytes(manifest)
     (dest / bundle.SIGNATURE).write_text(signature, encoding="ascii")
     done = 0

@@ -168,17 +168,22 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def check_room(dest: Path, total: int, step: str) -> None:
+    """Raise ProvisionError("disk-full") unless ``total`` bytes fit on ``dest``'s disk with the reserve."""
+    free = shutil.disk_usage(dest).free
+    if total + RESERVE_BYTES > free:
+        raise ProvisionError(
+            "disk-full", f"The kiosk's disk has {free / 2**20:.0f} MB free, the bundle needs "
+            f"{total / 2**20:.0f} MB — ask a technician to free space (old profiles can be removed)", step=step)
+
+
 def copy_to_staging(root: Path, dest: Path, max_file_bytes: int,
                     progress: Callable[[float], None] | None = None) -> list[SourceFile]:
     """Copy every file of the bundle at ``root`` into the new folder ``dest``; return what was copied."""
     files = scan_source(root, max_file_bytes)
     total = sum(f.size for f in files)
     dest.mkdir(parents=True)
-    free = shutil.disk_usage(dest).free
-    if total + RESERVE_BYTES > free:
-        raise ProvisionError(
-            "disk-full", f"The kiosk's disk has {free / 2**20:.0f} MB free, the bundle needs "
-            f"{total / 2**20:.0f} MB — ask a technician to free space (old profiles can be removed)", step="copy")
+    check_room(dest, total, "copy")
     root_b = os.fsencode(root)
     done = 0
     for f in files:

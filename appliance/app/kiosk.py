@@ -201,6 +201,9 @@ class KioskApp:
             self.speaker.stop()
         if self.conv is not None:
             self.conv.close()
+        llm = getattr(self.engines, "llm", None)
+        if hasattr(llm, "close"):  # the LLM server's retry probe stops waiting
+            llm.close()
         if getattr(self, "store", None) is not None:
             self.store.close()
         if getattr(self, "renderer", None) is not None:

@@ -162,12 +162,10 @@ class StickProvisioner:
         self.current = Path(profile.folder)  # one switch at a time, as with sticks
         try:
             await app.hush()
-            await app.use_profile(profile)
+            await self._use(profile, ", provisioned from outside")
         finally:
             self.current = None
             app.conv.release()
-        log.info("now running as %s (profile %s, provisioned from outside), without a restart",
-                 profile.persona.name, profile.id, extra=logs.fields(profile_id=profile.id, stage="provision"))
         await self._greet()
         return {"ok": True, "changed": True, "profile": profile.id, "persona": profile.persona.name}
 
@@ -188,9 +186,12 @@ class StickProvisioner:
         app.overlay = ScreenModel(state=KioskState.PROVISIONING, message=result.message, progress=1.0,
                                   step="Ready · Готово")
         await asyncio.sleep(DONE_SHOWN_S)
-        profile = active_profile(app.settings)
-        await app.use_profile(profile)
-        log.info("now running as %s (profile %s), without a restart", profile.persona.name, profile.id,
+        await self._use(active_profile(app.settings))
+
+    async def _use(self, profile, how: str = "") -> None:
+        """Go live with ``profile`` (face, voice, persona) and say so in the journal."""
+        await self.app.use_profile(profile)
+        log.info("now running as %s (profile %s%s), without a restart", profile.persona.name, profile.id, how,
                  extra=logs.fields(profile_id=profile.id, stage="provision"))
 
     async def _greet(self) -> None:

@@ -175,15 +175,15 @@ def check_llm_server(settings: Any, m: Machine) -> Check:
     """llm.engine = "openai-server": the key file is the service's alone, and the server answers. A
     server that does not answer is a warning: the local model answers the kiosk's turns meanwhile."""
     from ..engines import EngineError
-    from ..engines.llm_remote import read_api_key
-    from ..engines.openai_stream import Endpoint, answers
+    from ..engines.llm_remote import endpoint_of
+    from ..engines.openai_stream import answers
 
     cfg = settings.config.llm
     try:
-        key = read_api_key(Path(cfg.server_api_key_file)) if cfg.server_api_key_file else ""
+        endpoint = endpoint_of(cfg)
     except EngineError as e:
         return ("llm server", False, str(e), "see the message; then sudo systemctl restart avatar-kiosk")
-    if answers(Endpoint(cfg.server_url, cfg.server_model, key, cfg.server_ca_file), timeout=3.0):
+    if answers(endpoint, timeout=3.0):
         return ("llm server", True, f"{cfg.server_url} answers", "")
     return ("llm server", None, f"warning: {cfg.server_url} does not answer (down, unreachable, a wrong key or CA) — "
             "the local model answers every turn meanwhile", "")

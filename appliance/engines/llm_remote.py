@@ -49,6 +49,12 @@ def read_api_key(path: Path) -> str:
     return key
 
 
+def endpoint_of(cfg) -> Endpoint:
+    """The server the ``[llm]`` section names, with its key read (raises EngineError on a bad key file)."""
+    key = read_api_key(Path(cfg.server_api_key_file)) if cfg.server_api_key_file else ""
+    return Endpoint(cfg.server_url, cfg.server_model, key, cfg.server_ca_file)
+
+
 class ServerPersonaLLM:
     """``generate`` streams from the server and falls back to ``local`` (any PersonaLLM whose
     ``generate`` takes ``continue_from``) when the server does not answer in time."""
@@ -75,10 +81,9 @@ class ServerPersonaLLM:
         from .llm_llama import LlamaPersonaLLM
 
         cfg = settings.config.llm
-        key = read_api_key(Path(cfg.server_api_key_file)) if cfg.server_api_key_file else ""
+        endpoint = endpoint_of(cfg)
         if cfg.server_ca_file and not Path(cfg.server_ca_file).is_file():
             raise EngineError(f"llm.server_ca_file {cfg.server_ca_file} does not exist")
-        endpoint = Endpoint(cfg.server_url, cfg.server_model, key, cfg.server_ca_file)
         # The fallback is loaded now, not when the server dies: loading takes seconds a visitor
         # must not wait through.
         return cls(endpoint, LlamaPersonaLLM.from_settings(settings), max_tokens=cfg.max_reply_tokens,
