@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 from support import bundles as T
 from support import scenes
+from support.runs import run_silent
 
 from appliance import config as config_mod
 from appliance.app.kiosk import KioskApp
-from appliance.audio.mic import WavFileMic
-from appliance.audio.speaker import RecordingSpeaker
 from appliance.messages import KioskState, SentenceReady, VisitorGone
 from appliance.paths import Settings
 
@@ -47,12 +46,9 @@ def test_the_kiosk_greets_whoever_walks_up_once_and_resets_when_they_leave(setti
     video = scenes.write_scene(tmp_path / "hall.avi", SCENE, fps=10)
     s = kiosk_settings(settings, video)
     seconds = sum(d for _, d in SCENE) + 1.0
-    mic = WavFileMic(samples=np.zeros(int(seconds * 16000), np.int16), realtime=True)
-    speaker = RecordingSpeaker(s.config.audio.output_rate)
-    app = KioskApp(s, mic=mic, speaker=speaker, headless=True, exit_after_s=seconds)
     seen: dict = {}
 
-    async def visit() -> None:
+    async def visit(app: KioskApp) -> None:
         # While the visitor is there, the kiosk remembers a turn with them (to be forgotten).
         while not app.presence.visits:
             await asyncio.sleep(0.05)
@@ -62,20 +58,11 @@ def test_the_kiosk_greets_whoever_walks_up_once_and_resets_when_they_leave(setti
         seen["history"] = app.conv.session.history.for_language("en")
         seen["screen"] = app.conv.screen
 
-    async def main() -> None:
-        await app.start()
-        watcher = asyncio.get_running_loop().create_task(visit())
-        try:
-            await app.wait()
-        finally:
-            await app.stop()
-            watcher.cancel()
-
-    asyncio.run(main())
+    app = run_silent(s, seconds, during=visit)
     face_at = scenes.starts(SCENE, "close")[0]
     last_face = face_at + 4.0 - 1 / FPS
-    heard = speaker.recording()
-    rate = speaker.rate
+    heard = app.speaker.recording()
+    rate = app.speaker.rate
     voiced = np.flatnonzero(np.abs(heard) > 0.02) / rate
     assert len(voiced), "the kiosk said nothing"
     assert voiced[0] >= face_at, f"the kiosk spoke at {voiced[0]:.2f} s, before anyone was there ({face_at} s)"
@@ -116,23 +103,14 @@ ATTRACT_SCENE = [("empty", 14.0), ("close", 3.0), ("empty", 1.0)]
 def test_attract_mode_invites_people_in_when_nobody_is_there_but_not_at_night(settings, tmp_path):
     video = scenes.write_scene(tmp_path / "quiet.avi", ATTRACT_SCENE, fps=5)
     s = kiosk_settings(settings, video)
-    s = Settings(config_mod.replace(s.config, "presence", **{**dataclasses.asdict(s.config.presence),
-                                                             "attract_interval_s": 3.0}), s.paths)
+    s = Settings(config_mod.replace(s.config, "presence", attract_interval_s=3.0), s.paths)
     seconds = sum(d for _, d in ATTRACT_SCENE)
-    mic = WavFileMic(samples=np.zeros(int(seconds * 16000), np.int16), realtime=True)
-    speaker = RecordingSpeaker(s.config.audio.output_rate)
-    app = KioskApp(s, mic=mic, speaker=speaker, headless=True, exit_after_s=seconds)
     night_until = 5.0  # the box's clock says night for the first 5 s (audio time), then day
 
-    async def main() -> None:
-        await app.start()
+    async def clock(app: KioskApp) -> None:
         app.presence.hour = lambda: 23 if app.conv.audio_now() < night_until else 12
-        try:
-            await app.wait()
-        finally:
-            await app.stop()
 
-    asyncio.run(main())
+    app = run_silent(s, seconds, during=clock)
     invited = app.presence.invitations
     face_at = scenes.starts(ATTRACT_SCENE, "close")[0]
     assert invited, "nobody was invited in"
@@ -150,22 +128,10 @@ def test_ten_minutes_of_an_empty_hall_through_the_real_app_greet_nobody(settings
     for each camera frame to be analysed; the camera is a 10-s file of the empty hall, looped."""
     video = scenes.write_scene(tmp_path / "empty.avi", [("empty", 10.0)], fps=2)
     s = kiosk_settings(settings, video)
-    s = Settings(config_mod.replace(s.config, "presence", **{**dataclasses.asdict(s.config.presence),
-                                                             "loop_file": True, "fps": 2.0}), s.paths)
+    s = Settings(config_mod.replace(s.config, "presence", loop_file=True, fps=2.0), s.paths)
     seconds = 600.0
-    mic = WavFileMic(samples=np.zeros(int(seconds * 16000), np.int16), realtime=False)
-    speaker = RecordingSpeaker(s.config.audio.output_rate)
-    app = KioskApp(s, mic=mic, speaker=speaker, headless=True, exit_after_s=seconds)
-
-    async def main() -> None:
-        await app.start()
-        try:
-            await app.wait()
-        finally:
-            await app.stop()
-
-    asyncio.run(main())
+    app = run_silent(s, seconds, realtime=False)
     assert app.conv.audio_now() >= seconds
     assert app.presence.watcher.frames >= 2 * seconds - 5  # every half second of the ten minutes was looked at
     assert app.presence.visits == [] and not [e for e in app.events if isinstance(e, SentenceReady)]
-    assert float(np.max(np.abs(speaker.recording()), initial=0.0)) < 0.01  # not a word
+    assert float(np.max(np.abs(app.speaker.recording()), initial=0.0)) < 0.01  # not a word

@@ -4,7 +4,6 @@ timeline. Real engines and models; the microphone is a WAV file, the speaker rec
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 
@@ -12,12 +11,11 @@ import numpy as np
 import pytest
 from lipsync_tiny import tiny_wav2lip
 from support import bundles as T
+from support.runs import run_silent
 
 from appliance import config as config_mod
 from appliance import models as models_mod
 from appliance.app.kiosk import KioskApp
-from appliance.audio.mic import WavFileMic
-from appliance.audio.speaker import RecordingSpeaker
 from appliance.engines.lipsync_onnx import NeuralLipsyncAnimator
 from appliance.messages import MouthPose
 from appliance.paths import Settings
@@ -55,19 +53,7 @@ def kiosk(settings, models_dir, manifest, tmp_path):
 
 
 def run_show(settings: Settings, seconds: float = 7.0) -> KioskApp:
-    mic = WavFileMic(samples=np.zeros(int(seconds * 16000), np.int16), realtime=True)
-    speaker = RecordingSpeaker(settings.config.audio.output_rate)
-    show = KioskApp(settings, mic=mic, speaker=speaker, headless=True, exit_after_s=seconds)
-
-    async def main() -> None:
-        await show.start()
-        try:
-            await show.wait()
-        finally:
-            await show.stop()
-
-    asyncio.run(main())
-    return show
+    return run_silent(settings, seconds)
 
 
 def test_neural_lipsync_paints_the_mouth_while_the_greeting_plays(kiosk):
