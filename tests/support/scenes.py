@@ -4,6 +4,7 @@ noisy hall, scene by scene — nobody, someone far off, someone close and lookin
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import numpy as np
 W, H = 640, 480
 
 
-def hall(seed: int = 0) -> np.ndarray:
+@functools.cache
+def hall() -> np.ndarray:
     """An empty scene: a wall, a floor, a door; a little sensor noise per frame is added later."""
     img = np.zeros((H, W, 3), np.uint8)
     img[:] = np.linspace(150, 110, H, dtype=np.uint8)[:, None, None]
@@ -20,6 +22,7 @@ def hall(seed: int = 0) -> np.ndarray:
     return img
 
 
+@functools.cache
 def visitor(mirror: bool = False) -> np.ndarray:
     """Head and shoulders of the astronaut (mirrored: another visitor)."""
     from skimage.data import astronaut
@@ -31,9 +34,18 @@ def visitor(mirror: bool = False) -> np.ndarray:
 def frame(kind: str, rng: np.random.Generator, mirror: bool = False) -> np.ndarray:
     """``empty``; ``far`` (a small face across the hall: not close enough); ``close`` (in front of
     the screen, looking at it)."""
+
+    img = _still(kind, mirror).astype(np.int16)
+    img += rng.integers(-4, 5, img.shape, dtype=np.int16)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@functools.cache
+def _still(kind: str, mirror: bool) -> np.ndarray:
+    """The scene without its noise (read-only: callers copy it), composed once per kind."""
     import cv2
 
-    img = hall().astype(np.int16)
+    img = hall().copy()
     if kind != "empty":
         person = visitor(mirror)
         width = {"far": 110, "close": 330}[kind]
@@ -41,8 +53,8 @@ def frame(kind: str, rng: np.random.Generator, mirror: bool = False) -> np.ndarr
         small = cv2.resize(person, (width, height), interpolation=cv2.INTER_AREA)
         x, y = (W - width) // 2, H - height if kind == "close" else 150
         img[y:y + height, x:x + width] = small
-    img += rng.integers(-4, 5, img.shape, dtype=np.int16)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    img.flags.writeable = False
+    return img
 
 
 def write_scene(path: Path, scenes: list[tuple[str, float]], fps: float = 10.0, mirror_after: int = -1) -> Path:
