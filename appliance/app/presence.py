@@ -141,8 +141,7 @@ class PresenceFlow:
                 # Someone who spoke first is already being answered; a stick being set up has the
                 # screen. An invitation still playing is cut for the greeting.
                 inviting = self._inviting()
-                busy = not inviting and (app.sticks.busy or conv.turn_active or app.speaker.busy
-                                         or conv.screen.state != KioskState.IDLE)
+                busy = not inviting and self._busy()
                 self.visits.append(Visit(t, greeted=not busy))
                 log.info("presence: a visitor arrived%s", "" if not busy else " (the kiosk was busy: no greeting)")
                 if not busy:
@@ -185,10 +184,14 @@ class PresenceFlow:
             self.visits[-1] = replace(self.visits[-1], left_at=conv.audio_now())
 
     # ------------------------------------------------------------------ attract mode
-    def _idle(self) -> bool:
+    def _busy(self) -> bool:
+        """A stick is being set up, or the kiosk is answering, talking or not at rest."""
         app, conv = self.app, self.app.conv
-        return not (app.sticks.busy or conv.turn_active or app.speaker.busy
-                    or conv.screen.state != KioskState.IDLE or app.overlay is not None)
+        return (app.sticks.busy or conv.turn_active or app.speaker.busy
+                or conv.screen.state != KioskState.IDLE)
+
+    def _idle(self) -> bool:
+        return not (self._busy() or self.app.overlay is not None)
 
     async def _attract(self) -> None:
         conv, cfg = self.app.conv, self.cfg
